@@ -1,0 +1,141 @@
+// Implementation of the streaming kernels; included once per instruction set with
+// WNSENSE_KERNEL_NS naming the namespace (see dense_kernels.hpp).
+#pragma once
+#include <cstdint>
+
+#include "dense_kernels.hpp"
+
+#ifndef WNSENSE_KERNEL_NS
+#error "define WNSENSE_KERNEL_NS before including dense_kernels_impl.hpp"
+#endif
+
+namespace wnsense {
+namespace WNSENSE_KERNEL_NS {
+namespace {
+
+using std::int64_t;
+
+// Lanes of independent partial sums: lets the compiler keep the dot products in vector registers
+// without -ffast-math, and fixes the summation order (the result does not depend on threads).
+constexpr int kLanes = 8;
+
+template <class T>
+inline double lane_sum(const double (&s)[kLanes]) {
+  double a = (s[0] + s[4]) + (s[1] + s[5]);
+  double b = (s[2] + s[6]) + (s[3] + s[7]);
+  return a + b;
+}
+
+// Four dot products <a_j, w> at once: w is loaded once per four rows.
+template <class T>
+inline void dot4(const T* __restrict a0, const T* __restrict a1, const T* __restrict a2,
+                 const T* __restrict a3, const double* __restrict w, int64_t p, double* out) {
+  double s0[kLanes] = {}, s1[kLanes] = {}, s2[kLanes] = {}, s3[kLanes] = {};
+  int64_t k = 0;
+  for (; k + kLanes <= p; k += kLanes) {
+    for (int j = 0; j < kLanes; ++j) {
+      const double wk = w[k + j];
+      s0[j] += static_cast<double>(a0[k + j]) * wk;
+      s1[j] += static_cast<double>(a1[k + j]) * wk;
+      s2[j] += static_cast<double>(a2[k + j]) * wk;
+      s3[j] += static_cast<double>(a3[k + j]) * wk;
+    }
+  }
+  for (int j = 0; k < p; ++k, ++j) {
+    const double wk = w[k];
+    s0[j] += static_cast<double>(a0[k]) * wk;
+    s1[j] += static_cast<double>(a1[k]) * wk;
+    s2[j] += static_cast<double>(a2[k]) * wk;
+    s3[j] += static_cast<double>(a3[k]) * wk;
+  }
+  out[0] = lane_sum<T>(s0);
+  out[1] = lane_sum<T>(s1);
+  out[2] = lane_sum<T>(s2);
+  out[3] = lane_sum<T>(s3);
+}
+
+template <class T>
+inline double dot1(const T* __restrict a, const double* __restrict w, int64_t p) {
+  double s[kLanes] = {};
+  int64_t k = 0;
+  for (; k + kLanes <= p; k += kLanes)
+    for (int j = 0; j < kLanes; ++j) s[j] += static_cast<double>(a[k + j]) * w[k + j];
+  for (int j = 0; k < p; ++k, ++j) s[j] += static_cast<double>(a[k]) * w[k];
+  return lane_sum<T>(s);
+}
+
+// acc += c0 a0 + c1 a1 + c2 a2 + c3 a3: one load and one store of acc per four rows.
+template <class T>
+inline void axpy4(const T* __restrict a0, const T* __restrict a1, const T* __restrict a2,
+                  const T* __restrict a3, const double* c, double* __restrict acc, int64_t p) {
+  const double c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3];
+  for (int64_t k = 0; k < p; ++k)
+    acc[k] += (c0 * static_cast<double>(a0[k]) + c1 * static_cast<double>(a1[k])) +
+              (c2 * static_cast<double>(a2[k]) + c3 * static_cast<double>(a3[k]));
+}
+
+template <class T>
+inline void axpy1(const T* __restrict a, double c, double* __restrict acc, int64_t p) {
+  for (int64_t k = 0; k < p; ++k) acc[k] += c * static_cast<double>(a[k]);
+}
+
+template <class T>
+void forward(const T* rows, int64_t n, int64_t p, const double* w, double* out) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const T* a = rows + i * p;
+    dot4(a, a + p, a + 2 * p, a + 3 * p, w, p, out + i);
+  }
+  for (; i < n; ++i) out[i] = dot1(rows + i * p, w, p);
+}
+
+template <class T>
+void adjoint(const T* rows, int64_t n, int64_t p, const double* v, double* acc) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const T* a = rows + i * p;
+    axpy4(a, a + p, a + 2 * p, a + 3 * p, v + i, acc, p);
+  }
+  for (; i < n; ++i) axpy1(rows + i * p, v[i], acc, p);
+}
+
+template <class T>
+double residual_adjoint(const T* rows, int64_t n, int64_t p, const double* w, const double* y,
+                        double* r, double* acc) {
+  double sumsq = 0.0;
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const T* a = rows + i * p;
+    double z[4];
+    dot4(a, a + p, a + 2 * p, a + 3 * p, w, p, z);
+    for (int j = 0; j < 4; ++j) {
+      z[j] -= y[i + j];
+      r[i + j] = z[j];
+      sumsq += z[j] * z[j];
+    }
+    if (acc) axpy4(a, a + p, a + 2 * p, a + 3 * p, z, acc, p);
+  }
+  for (; i < n; ++i) {
+    const double ri = dot1(rows + i * p, w, p) - y[i];
+    r[i] = ri;
+    sumsq += ri * ri;
+    if (acc) axpy1(rows + i * p, ri, acc, p);
+  }
+  return sumsq;
+}
+
+}  // namespace
+
+const DenseKernelTable<double>& table_f64() {
+  static const DenseKernelTable<double> t{&forward<double>, &adjoint<double>,
+                                          &residual_adjoint<double>};
+  return t;
+}
+const DenseKernelTable<float>& table_f32() {
+  static const DenseKernelTable<float> t{&forward<float>, &adjoint<float>,
+                                         &residual_adjoint<float>};
+  return t;
+}
+
+}  // namespace WNSENSE_KERNEL_NS
+}  // namespace wnsense

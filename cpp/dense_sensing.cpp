@@ -1,0 +1,160 @@
+#include "dense_sensing.hpp"
+
+#include <vector>
+
+#include "dense_kernels.hpp"
+
+namespace wnsense {
+
+namespace {
+template <class T>
+const DenseKernelTable<T>& kernels();
+template <>
+const DenseKernelTable<double>& kernels<double>() { return dense_kernels_f64(); }
+template <>
+const DenseKernelTable<float>& kernels<float>() { return dense_kernels_f32(); }
+
+// Rows [begin, end) of slice s out of n_slices over m rows; slice boundaries are multiples of 4
+// so that every slice runs the 4-row blocked kernel on the same row groups.
+void slice_bounds(Index m, Index n_slices, Index s, Index* begin, Index* end) {
+  const Index blocks = (m + 3) / 4;
+  *begin = std::min(m, 4 * ((blocks * s) / n_slices));
+  *end = std::min(m, 4 * ((blocks * (s + 1)) / n_slices));
+}
+}  // namespace
+
+Index reduction_slices(Index m) {
+  // Enough slices to balance up to 16 threads, few enough that reducing them is negligible.
+  const Index by_size = (m + 255) / 256;
+  return std::max<Index>(1, std::min<Index>(16, by_size));
+}
+
+void matrix_to_weights(const DenseLayout& L, const Eigen::Ref<const RowMatrixXd>& Z,
+                       Eigen::Ref<VectorXd> w) {
+  if (!L.packed) {
+    for (Index j = 0; j < L.d1; ++j)
+      for (Index k = 0; k < L.d2; ++k) w[j * L.d2 + k] = Z(j, k);
+    return;
+  }
+  Index t = 0;
+  for (Index j = 0; j < L.d1; ++j) {
+    w[t++] = Z(j, j);
+    for (Index k = j + 1; k < L.d1; ++k) w[t++] = Z(j, k) + Z(k, j);
+  }
+}
+
+void accumulator_to_matrix(const DenseLayout& L, const Eigen::Ref<const VectorXd>& acc,
+                           Eigen::Ref<RowMatrixXd> G) {
+  if (!L.packed) {
+    for (Index j = 0; j < L.d1; ++j)
+      for (Index k = 0; k < L.d2; ++k) G(j, k) = acc[j * L.d2 + k];
+    return;
+  }
+  Index t = 0;
+  for (Index j = 0; j < L.d1; ++j) {
+    G(j, j) = acc[t++];
+    for (Index k = j + 1; k < L.d1; ++k) G(j, k) = G(k, j) = acc[t++];
+  }
+}
+
+template <class T>
+void dense_forward(const T* data, Index m, const DenseLayout& L,
+                   const Eigen::Ref<const RowMatrixXd>& Z, Eigen::Ref<VectorXd> out,
+                   int n_threads) {
+  const Index p = L.stored_per_row();
+  VectorXd w(p);
+  matrix_to_weights(L, Z, w);
+  const auto& K = kernels<T>();
+  const Index n_slices = reduction_slices(m);
+  double* o = out.data();
+  const double* wp = w.data();
+#pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
+  for (Index s = 0; s < n_slices; ++s) {
+    Index b, e;
+    slice_bounds(m, n_slices, s, &b, &e);
+    if (e > b) K.forward(data + b * p, e - b, p, wp, o + b);
+  }
+}
+
+namespace {
+// Sum the per-slice accumulators in slice order: the reduction that makes results independent
+// of the thread count.
+void reduce_slices(const std::vector<VectorXd>& parts, VectorXd* total) {
+  *total = parts[0];
+  for (std::size_t s = 1; s < parts.size(); ++s) *total += parts[s];
+}
+}  // namespace
+
+template <class T>
+void dense_adjoint(const T* data, Index m, const DenseLayout& L,
+                   const Eigen::Ref<const VectorXd>& v, Eigen::Ref<RowMatrixXd> G,
+                   int n_threads) {
+  const Index p = L.stored_per_row();
+  const auto& K = kernels<T>();
+  const Index n_slices = reduction_slices(m);
+  std::vector<VectorXd> parts(n_slices);
+  const double* vp = v.data();
+#pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
+  for (Index s = 0; s < n_slices; ++s) {
+    Index b, e;
+    slice_bounds(m, n_slices, s, &b, &e);
+    parts[s] = VectorXd::Zero(p);  // first touch by the thread that uses it
+    if (e > b) K.adjoint(data + b * p, e - b, p, vp + b, parts[s].data());
+  }
+  VectorXd acc;
+  reduce_slices(parts, &acc);
+  accumulator_to_matrix(L, acc, G);
+}
+
+template <class T>
+double dense_residual_adjoint(const T* data, Index m, const DenseLayout& L,
+                              const Eigen::Ref<const RowMatrixXd>& Z,
+                              const Eigen::Ref<const VectorXd>& y, Eigen::Ref<VectorXd> r,
+                              RowMatrixXd* G, int n_threads) {
+  const Index p = L.stored_per_row();
+  VectorXd w(p);
+  matrix_to_weights(L, Z, w);
+  const auto& K = kernels<T>();
+  const Index n_slices = reduction_slices(m);
+  std::vector<VectorXd> parts(G ? n_slices : 0);
+  std::vector<double> sumsq(n_slices, 0.0);
+  const double* wp = w.data();
+  const double* yp = y.data();
+  double* rp = r.data();
+#pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
+  for (Index s = 0; s < n_slices; ++s) {
+    Index b, e;
+    slice_bounds(m, n_slices, s, &b, &e);
+    double* acc = nullptr;
+    if (G) {
+      parts[s] = VectorXd::Zero(p);
+      acc = parts[s].data();
+    }
+    if (e > b) sumsq[s] = K.residual_adjoint(data + b * p, e - b, p, wp, yp + b, rp + b, acc);
+  }
+  double total = 0.0;
+  for (double v : sumsq) total += v;
+  if (G) {
+    VectorXd acc;
+    reduce_slices(parts, &acc);
+    G->resize(L.d1, L.d2);
+    accumulator_to_matrix(L, acc, *G);
+  }
+  return total;
+}
+
+#define WNSENSE_INSTANTIATE(T)                                                                   \
+  template void dense_forward<T>(const T*, Index, const DenseLayout&,                            \
+                                 const Eigen::Ref<const RowMatrixXd>&, Eigen::Ref<VectorXd>,    \
+                                 int);                                                           \
+  template void dense_adjoint<T>(const T*, Index, const DenseLayout&,                            \
+                                 const Eigen::Ref<const VectorXd>&, Eigen::Ref<RowMatrixXd>,    \
+                                 int);                                                           \
+  template double dense_residual_adjoint<T>(                                                     \
+      const T*, Index, const DenseLayout&, const Eigen::Ref<const RowMatrixXd>&,                 \
+      const Eigen::Ref<const VectorXd>&, Eigen::Ref<VectorXd>, RowMatrixXd*, int);
+WNSENSE_INSTANTIATE(double)
+WNSENSE_INSTANTIATE(float)
+#undef WNSENSE_INSTANTIATE
+
+}  // namespace wnsense

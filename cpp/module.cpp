@@ -1,0 +1,13 @@
+// The extension module: one binding file per concern, registered here.
+#include "bindings.hpp"
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "wnsense_native native core: sensing operators and Stiefel tools";
+  wnsense::bind_sensing(m);
+  wnsense::bind_stiefel(m);
+#ifdef _OPENMP
+  m.attr("has_openmp") = true;
+#else
+  m.attr("has_openmp") = false;
+#endif
+}

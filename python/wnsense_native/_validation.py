@@ -1,0 +1,121 @@
+"""Input validation shared by every public entry point.
+
+Each check raises ``TypeError`` (wrong kind of object or dtype) or ``ValueError`` (wrong shape,
+value or size) with a message that names the offending argument, before any native call.
+"""
+from __future__ import annotations
+
+import numbers
+import operator
+
+import numpy as np
+
+__all__ = [
+    "as_float_array",
+    "as_matrix",
+    "as_vector",
+    "check_int",
+    "check_float",
+    "check_choice",
+]
+
+
+def _check_numeric_dtype(name: str, a: np.ndarray) -> None:
+    kind = a.dtype.kind
+    if kind == "c":
+        raise TypeError(f"{name} must be real, got complex dtype {a.dtype}")
+    if kind not in "fiub":
+        raise TypeError(f"{name} must be a real numeric array, got dtype {a.dtype}")
+    if kind == "b":
+        raise TypeError(f"{name} must be a real numeric array, got boolean dtype")
+
+
+def as_float_array(name: str, a, *, ndim: int | None = None, dtypes=(np.float64,),
+                   finite: bool = True) -> np.ndarray:
+    """Return ``a`` as a C-contiguous array of one of ``dtypes`` (the first one by default).
+
+    An array that already has an accepted dtype and is C-contiguous is returned as is (no copy);
+    anything else is converted once.
+    """
+    if isinstance(a, (str, bytes)) or a is None:
+        raise TypeError(f"{name} must be an array, got {type(a).__name__}")
+    try:
+        arr = np.asarray(a)
+    except Exception as exc:  # ragged lists and other oddities
+        raise TypeError(f"{name} could not be converted to an array: {exc}") from None
+    _check_numeric_dtype(name, arr)
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
+    if arr.dtype not in dtypes or not arr.flags.c_contiguous:
+        target = arr.dtype if arr.dtype in dtypes else dtypes[0]
+        arr = np.ascontiguousarray(arr, dtype=target)
+    if finite and arr.size and not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or Inf")
+    return arr
+
+
+def as_matrix(name: str, a, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """A finite float64 C-contiguous 2-D array, optionally of an exact shape."""
+    arr = as_float_array(name, a, ndim=2)
+    if shape is not None and arr.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty")
+    return arr
+
+
+def as_vector(name: str, a, length: int | None = None) -> np.ndarray:
+    """A finite float64 C-contiguous 1-D array, optionally of an exact length."""
+    arr = as_float_array(name, a, ndim=1)
+    if length is not None and arr.shape[0] != length:
+        raise ValueError(f"{name} must have length {length}, got {arr.shape[0]}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty")
+    return arr
+
+
+def check_int(name: str, value, *, minimum: int | None = None,
+              maximum: int | None = None) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        try:
+            value = operator.index(value)
+        except TypeError:
+            raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
+def check_float(name: str, value, *, minimum: float | None = None,
+                maximum: float | None = None, strict_minimum: bool = False) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if minimum is not None:
+        if strict_minimum and value <= minimum:
+            raise ValueError(f"{name} must be > {minimum}, got {value}")
+        if not strict_minimum and value < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
+def check_choice(name: str, value, choices) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+    return value
+
+
+def check_threads(n_threads) -> int:
+    """``None`` means OpenMP's default (encoded as 0 for the native layer)."""
+    if n_threads is None:
+        return 0
+    return check_int("n_threads", n_threads, minimum=1, maximum=1024)
