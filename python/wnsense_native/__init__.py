@@ -28,3 +28,8 @@ __all__ = [
     "RankOneSensing", "IdentitySensing", "tangent_projection", "polar_retraction",
     "qr_retraction", "cayley_retraction", "random_stiefel",
 ]
+
+from .result import SolveResult
+from .solvers import solve
+
+__all__ += ["solve", "SolveResult"]

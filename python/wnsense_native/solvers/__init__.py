@@ -1,0 +1,74 @@
+"""Native solvers and :func:`solve`, the library's one entry point."""
+from __future__ import annotations
+
+from ._frontend import solve_with
+from .gd import gd_for
+from .wn_rgd import WNRGD
+
+
+def _wn_rgd_for(symmetric):
+    if not symmetric:
+        raise ValueError("method='wn_rgd' needs a symmetric operator "
+                         "(rectangular WN-RGD is not available yet)")
+    return WNRGD
+
+
+# method name -> (operator is symmetric) -> Method class
+NATIVE_METHODS = {
+    "wn_rgd": _wn_rgd_for,
+    "gd": gd_for,
+}
+
+
+def _native_residual(op, y, n_threads):
+    return lambda L, R, with_gradient: op._residual(L, R, y, with_gradient, n_threads)
+
+
+def solve(op, y, rank, *, method="wn_rgd", max_iter=1000, tol=1e-10, step_size=None, rng=None,
+          init=None, x_true=None, callback=None, n_threads=None, gtol=0.0, xtol=0.0,
+          max_time=None, progress=False, **method_options):
+    """Recover a low-rank matrix from measurements ``y = A(Z*)``.
+
+    Parameters
+    ----------
+    op : SensingOperator
+        The measurement operator; a symmetric operator selects the symmetric model, a
+        rectangular one the asymmetric model.
+    y : array_like, shape (m,)
+        The measurements.
+    rank : int
+        Search rank ``r`` (width of the factors); ``r > rank(Z*)`` is the overparameterized case.
+    method : {"wn_rgd", "gd"}
+        ``"wn_rgd"``: weight-normalized Riemannian GD (options ``retraction``, ``mu``,
+        ``preconditioned``, ``theta0``); ``"gd"``: factorized GD (options ``init_scale``,
+        and ``imbalanced`` for rectangular operators).
+    max_iter, tol : stop after ``max_iter`` iterations or when ``||A(x) - y|| / ||y|| <= tol``.
+    gtol, xtol, max_time : further stops: gradient norm, relative change of the iterate,
+        wall-clock seconds (0 / None: off).
+    step_size : None or float
+        None: the safeguarded default (Armijo backtracking along the retraction); a number: a
+        constant step.
+    rng : None, int or numpy.random.Generator
+        Seeds the random start; the same seed gives the same result bit for bit, whatever
+        ``n_threads``.
+    init : dict, optional
+        Warm start with the keys of ``res.factors`` (e.g. ``{"X": X0, "Theta": T0}``).
+    x_true : array_like, optional
+        Ground truth: records ``history["rel_error"]``.
+    callback : callable, optional
+        ``callback(intermediate_result)`` after each iteration; may raise ``StopIteration``.
+    n_threads : int, optional
+        Threads of the native kernels (default: OpenMP's default).
+    progress : bool
+        Show a tqdm progress bar (needs the ``progress`` extra).
+
+    Returns
+    -------
+    SolveResult
+        ``x``, ``fun``, ``nit``, ``nfev``, ``success``, ``status``, ``message``,
+        ``stop_reason``, ``factors``, ``history``, ``time``, ``residual_norm``.
+    """
+    return solve_with(NATIVE_METHODS, _native_residual, op, y, rank, method=method,
+                      max_iter=max_iter, tol=tol, step_size=step_size, rng=rng, init=init,
+                      x_true=x_true, callback=callback, n_threads=n_threads, gtol=gtol,
+                      xtol=xtol, max_time=max_time, progress=progress, **method_options)

@@ -1,0 +1,118 @@
+"""The iteration loop shared by every method and both backends: stopping rules, history,
+callback, time limit, divergence handling and the result object."""
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import numpy as np
+
+from ..result import STOP_REASONS, SolveResult
+
+logger = logging.getLogger("wnsense_native")
+
+# A loss this many times the loss at Z = 0 counts as divergence (the zero matrix is always a
+# reference point every method can beat).
+EXPLODE_FACTOR = 1e12
+
+
+class _History:
+    def __init__(self, x_true):
+        self.x_true = x_true
+        self.x_true_norm = float(np.linalg.norm(x_true)) if x_true is not None else None
+        self.cols: dict[str, list] = {}
+
+    def record(self, method, problem, t):
+        add = self.cols.setdefault
+        add("loss", []).append(method.loss)
+        add("grad_norm", []).append(method.grad_norm)
+        add("step_size", []).append(method.step_size)
+        add("residual_norm", []).append(problem.relative_residual(method.sumsq))
+        add("time", []).append(t)
+        if self.x_true is not None:
+            err = np.linalg.norm(method.x() - self.x_true) / max(self.x_true_norm, 1e-300)
+            add("rel_error", []).append(float(err))
+        for k, v in method.extra_history().items():
+            add(k, []).append(v)
+
+    def drop_last(self):
+        for v in self.cols.values():
+            v.pop()
+
+    def arrays(self):
+        return {k: np.asarray(v, dtype=float) for k, v in self.cols.items()}
+
+
+def _progress_bar(enabled, total):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        logger.warning("progress=True needs tqdm (pip install wnsense_native[progress])")
+        return None
+    return tqdm(total=total, unit="it", leave=False)
+
+
+def run(method, problem, *, method_name, max_iter, tol, gtol, xtol, max_time, callback,
+        x_true, progress=False) -> SolveResult:
+    t_start = time.perf_counter()
+    history = _History(x_true)
+    history.record(method, problem, 0.0)
+    loss_at_zero = problem.loss(problem.y_norm ** 2)
+    explode = EXPLODE_FACTOR * max(loss_at_zero, method.loss, 1e-300)
+    bar = _progress_bar(progress, max_iter)
+    nit, reason = 0, None
+    try:
+        while reason is None:
+            if problem.relative_residual(method.sumsq) <= tol:
+                reason = "tol"
+            elif gtol > 0 and method.grad_norm <= gtol:
+                reason = "gtol"
+            elif nit >= max_iter:
+                reason = "max_iter"
+            elif max_time is not None and time.perf_counter() - t_start >= max_time:
+                reason = "max_time"
+            if reason:
+                break
+            before = method.snapshot()
+            x_before = method.x() if xtol > 0 else None
+            ok = method.step()
+            if not math.isfinite(method.loss) or method.loss > explode:
+                method.restore(before)
+                reason = "diverged"
+                break
+            nit += 1
+            history.record(method, problem, time.perf_counter() - t_start)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{method.loss:.3e}", refresh=False)
+            if not ok:
+                reason = "step_failed"
+            elif xtol > 0:
+                change = np.linalg.norm(method.x() - x_before)
+                if change <= xtol * max(np.linalg.norm(x_before), 1e-300):
+                    reason = "xtol"
+            if callback is not None and reason is None:
+                try:
+                    callback(_intermediate(method, nit))
+                except StopIteration:
+                    reason = "callback"
+    finally:
+        if bar is not None:
+            bar.close()
+    status, success, message = STOP_REASONS[reason]
+    elapsed = time.perf_counter() - t_start
+    logger.info("%s: %s after %d iterations (%.3g s)", method_name, message, nit, elapsed)
+    return SolveResult(
+        x=method.x(), fun=float(method.loss), nit=nit, nfev=problem.nfev, success=success,
+        status=status, message=message, stop_reason=reason, method=method_name,
+        factors={k: np.array(v) for k, v in method.factors.items()},
+        residual_norm=problem.relative_residual(method.sumsq), time=elapsed,
+        history=history.arrays())
+
+
+def _intermediate(method, nit):
+    return SolveResult(x=method.x(), fun=float(method.loss), nit=nit, factors=method.factors,
+                       grad_norm=method.grad_norm, step_size=method.step_size)

@@ -1,0 +1,49 @@
+"""Argument checking and dispatch shared by :func:`wnsense_native.solve` and
+:func:`wnsense_native.reference.solve` (same signature, same validation, same starting point)."""
+from __future__ import annotations
+
+from .._random import as_generator
+from .._validation import as_matrix, as_vector, check_choice, check_float, check_int, check_threads
+from ..operators import SensingOperator
+from ._driver import run
+from ._problem import Problem
+from ._steps import make_step_rule
+
+
+def solve_with(registry, make_residual_fn, op, y, rank, *, method="wn_rgd", max_iter=1000,
+               tol=1e-10, step_size=None, rng=None, init=None, x_true=None, callback=None,
+               n_threads=None, gtol=0.0, xtol=0.0, max_time=None, progress=False,
+               **method_options):
+    if not isinstance(op, SensingOperator):
+        raise TypeError(f"op must be a sensing operator (e.g. wn.gaussian_sensing), "
+                        f"got {type(op).__name__}")
+    m, d1, d2 = op.shape
+    y = as_vector("y", y, m)
+    rank = check_int("rank", rank, minimum=1, maximum=min(d1, d2))
+    method = check_choice("method", method, registry)
+    max_iter = check_int("max_iter", max_iter, minimum=0)
+    tol = check_float("tol", tol, minimum=0.0)
+    gtol = check_float("gtol", gtol, minimum=0.0)
+    xtol = check_float("xtol", xtol, minimum=0.0)
+    if max_time is not None:
+        max_time = check_float("max_time", max_time, minimum=0.0)
+    if step_size is not None:
+        step_size = check_float("step_size", step_size, minimum=0.0, strict_minimum=True)
+    if x_true is not None:
+        x_true = as_matrix("x_true", x_true, (d1, d2))
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    n_threads = check_threads(n_threads)
+    gen = as_generator(rng)
+
+    cls = registry[method](op.symmetric)
+    unknown = set(method_options) - set(cls.OPTIONS)
+    if unknown:
+        raise TypeError(f"unknown option(s) {sorted(unknown)} for method={method!r}; "
+                        f"valid options: {sorted(cls.OPTIONS)}")
+    options = {**cls.OPTIONS, **method_options}
+    problem = Problem(op, y, make_residual_fn(op, y, n_threads))
+    solver = cls(problem, rank, gen, init, make_step_rule(step_size), **options)
+    return run(solver, problem, method_name=method, max_iter=max_iter, tol=tol, gtol=gtol,
+               xtol=xtol, max_time=max_time, callback=callback, x_true=x_true,
+               progress=progress)

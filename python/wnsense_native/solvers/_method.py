@@ -1,0 +1,39 @@
+"""The contract between a solver method and the shared driver loop."""
+from __future__ import annotations
+
+import numpy as np
+
+
+class Method:
+    """One iterative method on one :class:`~._problem.Problem`.
+
+    A subclass sets, after ``__init__`` and after every :meth:`step`: ``factors`` (dict of
+    arrays), ``loss``, ``sumsq`` (``||A(Z) - y||^2``), ``grad_norm`` and ``step_size`` (the last
+    step taken). Arrays are rebound, never modified in place, so :meth:`snapshot` is a cheap
+    shallow copy that lets the driver return the last finite iterate after a divergence.
+    """
+
+    name = ""
+    OPTIONS: dict = {}
+
+    @classmethod
+    def factor_shapes(cls, problem, rank) -> dict:
+        raise NotImplementedError
+
+    def x(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def step(self) -> bool:
+        """One iteration; returns False when the step-size search failed to decrease the loss."""
+        raise NotImplementedError
+
+    def extra_history(self) -> dict:
+        """Per-iteration diagnostics of this method (name -> float), recorded in the history."""
+        return {}
+
+    def snapshot(self) -> dict:
+        return dict(self.__dict__)
+
+    def restore(self, snap: dict) -> None:
+        self.__dict__.clear()
+        self.__dict__.update(snap)

@@ -1,0 +1,53 @@
+"""Step-size rules shared by every solver.
+
+A rule's :meth:`search` is handed ``evaluate(eta) -> (loss, payload)``, which takes a trial step
+and evaluates the loss there (one pass over the sensing data, whose by-products the caller keeps
+in ``payload`` so that an accepted trial is never evaluated twice).
+"""
+from __future__ import annotations
+
+import math
+
+
+class ConstantStep:
+    """A fixed step ``eta`` (for reproducing theory): no safeguard, one evaluation per step."""
+
+    def __init__(self, eta: float):
+        self.eta = float(eta)
+
+    def search(self, loss0, slope, evaluate, hint=None):
+        loss, payload = evaluate(self.eta)
+        return self.eta, loss, payload, True
+
+
+class ArmijoBacktracking:
+    """Armijo backtracking along the retraction (or straight-line) curve.
+
+    Accept ``eta`` when ``f(eta) <= f(0) - c * eta * slope`` (``slope`` = squared norm of the
+    gradient, the decrease rate along the search direction). The first trial is ``hint`` (the
+    method's natural scale, e.g. ``1/||Theta||^2``) on the first call, then the last accepted
+    step, grown by ``grow`` after each step accepted at the first trial: the step tracks the
+    stability edge at the cost of an occasional extra evaluation.
+    """
+
+    def __init__(self, c: float = 1e-4, shrink: float = 0.5, grow: float = 1.25,
+                 max_backtracks: int = 60):
+        self.c, self.shrink, self.grow, self.max_backtracks = c, shrink, grow, max_backtracks
+        self.eta = None
+
+    def search(self, loss0, slope, evaluate, hint=None):
+        eta = self.eta if self.eta is not None else (hint if hint else 1.0)
+        slope = max(float(slope), 0.0)
+        for k in range(self.max_backtracks + 1):
+            loss, payload = evaluate(eta)
+            if math.isfinite(loss) and loss <= loss0 - self.c * eta * slope:
+                self.eta = eta * self.grow if k == 0 else eta
+                return eta, loss, payload, True
+            eta *= self.shrink
+        self.eta = eta
+        return eta, loss, payload, False
+
+
+def make_step_rule(step_size):
+    """``None`` -> the safeguarded default (Armijo backtracking); a number -> a constant step."""
+    return ArmijoBacktracking() if step_size is None else ConstantStep(step_size)

@@ -1,0 +1,130 @@
+"""Factorized gradient descent baselines (SPEC 3.2), native path.
+
+Symmetric (Burer-Monteiro):  Y+ = Y - eta S(Y Y^T) Y,  f = 1/4 ||A(Y Y^T) - y||^2,
+    small init Y_0 = alpha N(0,1)^{d x r} / sqrt(d).
+Asymmetric (Soltanolkotabi, Stoger, Xie 2023):  U+ = U - eta E V,  V+ = V - eta E^T U
+    (simultaneous), E = A*(A(U V^T) - y), f = 1/2 ||A(U V^T) - y||^2,
+    small init U_0, V_0 = alpha N(0,1) / sqrt(r); imbalanced init (alpha, alpha/3) on request.
+
+Each iteration streams the sensing data once: the trial point's residual pass yields the
+gradient of the next iteration.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._validation import check_float
+from ._init import small_gaussian, user_factors
+from ._method import Method
+from ._problem import sym
+
+
+class _FactorizedGD(Method):
+    """Shared loop of the factorized methods: subclasses define the model (``_model``), the
+    gradient from ``A*(r)`` (``_gradients``) and the update (``_update``)."""
+
+    name = "gd"
+    OPTIONS = {"init_scale": 1e-3}
+
+    def _start(self, factors):
+        self.step_size = 0.0
+        self._adopt(factors, *self.problem.residual(*self._model(factors)))
+
+    def _adopt(self, factors, r, sumsq, G):
+        self.fac, self.sumsq = factors, sumsq
+        self.loss = self.problem.loss(sumsq)
+        self.grads = self._gradients(factors, G)
+        self.grad_norm = float(np.sqrt(sum(np.sum(g ** 2) for g in self.grads.values())))
+
+    @property
+    def factors(self):
+        return self.fac
+
+    def step(self):
+        def trial(eta):
+            new = self._update(eta)
+            return _evaluate(self, new)
+
+        hint = 1.0 / max(self.problem.y_norm, 1e-300)
+        eta, _, (new, res), ok = self.step_rule.search(self.loss, self.grad_norm ** 2, trial, hint)
+        self.step_size = eta
+        self._adopt(new, *res)
+        return ok
+
+    def _update(self, eta):
+        return {k: v - eta * self.grads[k] for k, v in self.fac.items()}
+
+
+def _evaluate(method, factors):
+    res = method.problem.residual(*method._model(factors))
+    return method.problem.loss(res[1]), (factors, res)
+
+
+class SymmetricGD(_FactorizedGD):
+    """Burer-Monteiro GD on ``Z = Y Y^T``. Option ``init_scale`` (alpha, default 1e-3)."""
+
+    @classmethod
+    def factor_shapes(cls, problem, rank):
+        return {"Y": (problem.d1, rank)}
+
+    def __init__(self, problem, rank, gen, init, step_rule, *, init_scale):
+        self.problem, self.step_rule = problem, step_rule
+        if init is None:
+            alpha = check_float("init_scale", init_scale, minimum=0.0, strict_minimum=True)
+            factors = {"Y": small_gaussian(gen, (problem.d1, rank), alpha, problem.d1)}
+        else:
+            factors = user_factors(init, self.factor_shapes(problem, rank))
+        self._start(factors)
+
+    @staticmethod
+    def _model(f):
+        return f["Y"], f["Y"]
+
+    @staticmethod
+    def _gradients(f, G):
+        return {"Y": sym(G) @ f["Y"]}
+
+    def x(self):
+        return self.fac["Y"] @ self.fac["Y"].T
+
+
+class AsymmetricGD(_FactorizedGD):
+    """Factorized GD on ``Z = U V^T`` (rectangular operators). Options ``init_scale`` (alpha) and
+    ``imbalanced`` (start V at alpha/3, the imbalanced init of Xiong et al.). Records the
+    imbalance ``||U^T U - V^T V||_F`` in the history."""
+
+    OPTIONS = {"init_scale": 1e-3, "imbalanced": False}
+
+    @classmethod
+    def factor_shapes(cls, problem, rank):
+        return {"U": (problem.d1, rank), "V": (problem.d2, rank)}
+
+    def __init__(self, problem, rank, gen, init, step_rule, *, init_scale, imbalanced):
+        self.problem, self.step_rule = problem, step_rule
+        if init is None:
+            alpha = check_float("init_scale", init_scale, minimum=0.0, strict_minimum=True)
+            U = small_gaussian(gen, (problem.d1, rank), alpha, rank)
+            V = small_gaussian(gen, (problem.d2, rank), alpha / 3 if imbalanced else alpha, rank)
+            factors = {"U": U, "V": V}
+        else:
+            factors = user_factors(init, self.factor_shapes(problem, rank))
+        self._start(factors)
+
+    @staticmethod
+    def _model(f):
+        return f["U"], f["V"]
+
+    @staticmethod
+    def _gradients(f, E):
+        return {"U": E @ f["V"], "V": E.T @ f["U"]}
+
+    def x(self):
+        return self.fac["U"] @ self.fac["V"].T
+
+    def extra_history(self):
+        U, V = self.fac["U"], self.fac["V"]
+        return {"imbalance": float(np.linalg.norm(U.T @ U - V.T @ V))}
+
+
+def gd_for(symmetric: bool):
+    return SymmetricGD if symmetric else AsymmetricGD

@@ -1,0 +1,107 @@
+"""WN-RGD: generalized weight normalization + Riemannian gradient descent (Wei, Zhang, Li, He,
+ICLR 2026, Algorithm 1), native path. Read against SPEC section 3.1:
+
+    Z = X Theta X^T,  X on St(d, r),  Theta symmetric r x r
+    S = sym(A*(A(Z) - y)),  f = 1/4 ||A(Z) - y||^2
+    1. Gt = S X Theta                    (Euclidean gradient in X)
+    2. G  = Gt - X sym(X^T Gt)           (Riemannian gradient)
+    3. X+ = Retr_X(-eta G)               (polar | qr | cayley)
+    4. Theta+ = Theta - mu/2 X+^T S(X+, Theta) X+     (magnitude step with the new direction)
+
+Each iteration streams the sensing data twice: once at (X+, Theta) (which also serves as the
+step-size trial), once at (X+, Theta+) (the loss and S for the next iteration).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core
+from .._validation import check_choice, check_float
+from ._init import stiefel_start, user_factors
+from ._method import Method
+from ._problem import sym
+
+RETRACTIONS = {"polar", "qr", "cayley"}
+
+
+class WNRGD(Method):
+    """Symmetric WN-RGD. Options: ``retraction`` ("polar" default, "qr", "cayley"), ``mu``
+    (magnitude step, 2.0), ``preconditioned`` (use ``S X`` instead of ``S X Theta`` as the
+    direction gradient: this project's addition, not from the paper; it removes a factor
+    kappa from the rate), ``theta0`` (initial magnitude scalar multiple of I, default 0)."""
+
+    name = "wn_rgd"
+    OPTIONS = {"retraction": "polar", "mu": 2.0, "preconditioned": False, "theta0": 0.0}
+
+    @classmethod
+    def factor_shapes(cls, problem, rank):
+        return {"X": (problem.d1, rank), "Theta": (rank, rank)}
+
+    def __init__(self, problem, rank, gen, init, step_rule, *, retraction, mu, preconditioned,
+                 theta0):
+        self.problem, self.step_rule = problem, step_rule
+        self.retraction = check_choice("retraction", retraction, RETRACTIONS)
+        self.mu = check_float("mu", mu, minimum=0.0, strict_minimum=True)
+        self.preconditioned = bool(preconditioned)
+        if init is None:
+            X = stiefel_start(gen, problem.d1, rank)
+            Theta = check_float("theta0", theta0, minimum=-2.0, maximum=2.0) * np.eye(rank)
+        else:
+            f = user_factors(init, self.factor_shapes(problem, rank))
+            X, Theta = f["X"], sym(f["Theta"])
+            if np.abs(X.T @ X - np.eye(rank)).max() > 1e-8:
+                raise ValueError("init['X'] must have orthonormal columns (X^T X = I)")
+        self.step_size = 0.0
+        self._set_iterate(X, Theta, *problem.residual(X @ Theta, X))
+
+    # -- state -------------------------------------------------------------------------------
+    def _set_iterate(self, X, Theta, r, sumsq, G):
+        """Adopt (X, Theta) with its residual; precompute the gradients the next step needs."""
+        self.X, self.Theta, self.sumsq = X, Theta, sumsq
+        self.loss = self.problem.loss(sumsq)
+        self.S = sym(G)
+        SX = self.S @ X
+        self.Gt = SX if self.preconditioned else SX @ Theta
+        self.G = _core.tangent_projection(X, np.ascontiguousarray(SX @ Theta))
+        self.G_dir = (_core.tangent_projection(X, self.Gt) if self.preconditioned else self.G)
+        grad_theta = 0.5 * (X.T @ SX)
+        self.grad_norm = float(np.sqrt(np.sum(self.G ** 2) + np.sum(grad_theta ** 2)))
+
+    @property
+    def factors(self):
+        return {"X": self.X, "Theta": self.Theta}
+
+    def x(self):
+        return self.X @ self.Theta @ self.X.T
+
+    # -- one iteration -----------------------------------------------------------------------
+    def _retract(self, eta):
+        if self.retraction == "polar":
+            return _core.polar_retraction(self.X, self.G_dir, eta)
+        if self.retraction == "qr":
+            return _core.qr_retraction(self.X, self.G_dir, eta)
+        return _core.cayley_retraction(self.X, self.Gt, eta)
+
+    def step(self):
+        Theta = self.Theta
+
+        def trial(eta):  # pass 1: the residual at (X+, Theta), also the step-size test
+            X_new = self._retract(eta)
+            r, sumsq, G = self.problem.residual(X_new @ Theta, X_new)
+            return self.problem.loss(sumsq), (X_new, G)
+
+        # decrease rate of f(., Theta) along the search direction: <grad_X f, G_dir>
+        slope = float(np.sum(self.G * self.G_dir))
+        if not np.any(self.G_dir):
+            # Theta = 0 (the default start) or an exact critical point: the direction does not
+            # move, and the residual at (X, Theta) is the one we already have.
+            eta, ok, X_new, G_mid = 0.0, True, self.X, self.S
+        else:
+            hint = 1.0 if self.preconditioned else 1.0 / np.linalg.norm(Theta, 2) ** 2
+            eta, _, (X_new, G_mid), ok = self.step_rule.search(self.loss, slope, trial, hint)
+        # magnitude step with the new direction
+        Theta_new = sym(Theta - 0.5 * self.mu * (X_new.T @ (sym(G_mid) @ X_new)))
+        self.step_size = eta
+        # pass 2: loss and S at the new iterate
+        self._set_iterate(X_new, Theta_new, *self.problem.residual(X_new @ Theta_new, X_new))
+        return ok
