@@ -3,6 +3,10 @@
 #pragma once
 #include <cstdint>
 
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
+
 #include "dense_kernels.hpp"
 
 #ifndef WNSENSE_KERNEL_NS
@@ -26,6 +30,91 @@ inline double lane_sum(const double (&s)[kLanes]) {
   return a + b;
 }
 
+#if defined(__AVX2__) && defined(__FMA__)
+// ---- AVX2+FMA: explicit vectors (GCC does not vectorize the lane code reliably) ----------------
+inline __m256d load4(const double* p) { return _mm256_loadu_pd(p); }
+inline __m256d load4(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
+inline double hsum(__m256d a, __m256d b) {
+  const __m256d s = _mm256_add_pd(a, b);
+  const __m128d lo = _mm256_castpd256_pd128(s), hi = _mm256_extractf128_pd(s, 1);
+  const __m128d t = _mm_add_pd(lo, hi);
+  return _mm_cvtsd_f64(_mm_add_sd(t, _mm_unpackhi_pd(t, t)));
+}
+
+// Four dot products <a_j, w> at once: w is loaded once per four rows.
+template <class T>
+inline void dot4(const T* __restrict a0, const T* __restrict a1, const T* __restrict a2,
+                 const T* __restrict a3, const double* __restrict w, int64_t p, double* out) {
+  __m256d s00 = _mm256_setzero_pd(), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00,
+          s30 = s00, s31 = s00;
+  int64_t k = 0;
+  for (; k + 8 <= p; k += 8) {
+    const __m256d w0 = _mm256_loadu_pd(w + k), w1 = _mm256_loadu_pd(w + k + 4);
+    s00 = _mm256_fmadd_pd(load4(a0 + k), w0, s00);
+    s01 = _mm256_fmadd_pd(load4(a0 + k + 4), w1, s01);
+    s10 = _mm256_fmadd_pd(load4(a1 + k), w0, s10);
+    s11 = _mm256_fmadd_pd(load4(a1 + k + 4), w1, s11);
+    s20 = _mm256_fmadd_pd(load4(a2 + k), w0, s20);
+    s21 = _mm256_fmadd_pd(load4(a2 + k + 4), w1, s21);
+    s30 = _mm256_fmadd_pd(load4(a3 + k), w0, s30);
+    s31 = _mm256_fmadd_pd(load4(a3 + k + 4), w1, s31);
+  }
+  double t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+  for (; k < p; ++k) {
+    t0 += static_cast<double>(a0[k]) * w[k];
+    t1 += static_cast<double>(a1[k]) * w[k];
+    t2 += static_cast<double>(a2[k]) * w[k];
+    t3 += static_cast<double>(a3[k]) * w[k];
+  }
+  out[0] = hsum(s00, s01) + t0;
+  out[1] = hsum(s10, s11) + t1;
+  out[2] = hsum(s20, s21) + t2;
+  out[3] = hsum(s30, s31) + t3;
+}
+
+template <class T>
+inline double dot1(const T* __restrict a, const double* __restrict w, int64_t p) {
+  __m256d s0 = _mm256_setzero_pd(), s1 = s0;
+  int64_t k = 0;
+  for (; k + 8 <= p; k += 8) {
+    s0 = _mm256_fmadd_pd(load4(a + k), _mm256_loadu_pd(w + k), s0);
+    s1 = _mm256_fmadd_pd(load4(a + k + 4), _mm256_loadu_pd(w + k + 4), s1);
+  }
+  double t = 0;
+  for (; k < p; ++k) t += static_cast<double>(a[k]) * w[k];
+  return hsum(s0, s1) + t;
+}
+
+// acc += c0 a0 + c1 a1 + c2 a2 + c3 a3: one load and one store of acc per four rows.
+template <class T>
+inline void axpy4(const T* __restrict a0, const T* __restrict a1, const T* __restrict a2,
+                  const T* __restrict a3, const double* c, double* __restrict acc, int64_t p) {
+  const __m256d c0 = _mm256_set1_pd(c[0]), c1 = _mm256_set1_pd(c[1]), c2 = _mm256_set1_pd(c[2]),
+                c3 = _mm256_set1_pd(c[3]);
+  int64_t k = 0;
+  for (; k + 4 <= p; k += 4) {
+    __m256d x = _mm256_mul_pd(c0, load4(a0 + k));
+    __m256d y = _mm256_mul_pd(c1, load4(a1 + k));
+    x = _mm256_fmadd_pd(c2, load4(a2 + k), x);
+    y = _mm256_fmadd_pd(c3, load4(a3 + k), y);
+    _mm256_storeu_pd(acc + k, _mm256_add_pd(_mm256_loadu_pd(acc + k), _mm256_add_pd(x, y)));
+  }
+  for (; k < p; ++k)
+    acc[k] += (c[0] * static_cast<double>(a0[k]) + c[1] * static_cast<double>(a1[k])) +
+              (c[2] * static_cast<double>(a2[k]) + c[3] * static_cast<double>(a3[k]));
+}
+
+template <class T>
+inline void axpy1(const T* __restrict a, double c, double* __restrict acc, int64_t p) {
+  const __m256d cc = _mm256_set1_pd(c);
+  int64_t k = 0;
+  for (; k + 4 <= p; k += 4)
+    _mm256_storeu_pd(acc + k, _mm256_fmadd_pd(cc, load4(a + k), _mm256_loadu_pd(acc + k)));
+  for (; k < p; ++k) acc[k] += c * static_cast<double>(a[k]);
+}
+
+#else
+// ---- portable: lanes of independent partial sums the compiler can keep in vector registers --
 // Four dot products <a_j, w> at once: w is loaded once per four rows.
 template <class T>
 inline void dot4(const T* __restrict a0, const T* __restrict a1, const T* __restrict a2,
@@ -78,6 +167,8 @@ template <class T>
 inline void axpy1(const T* __restrict a, double c, double* __restrict acc, int64_t p) {
   for (int64_t k = 0; k < p; ++k) acc[k] += c * static_cast<double>(a[k]);
 }
+
+#endif
 
 template <class T>
 void forward(const T* rows, int64_t n, int64_t p, const double* w, double* out) {
