@@ -5,6 +5,7 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "wnsense_native native core: sensing operators and Stiefel tools";
   wnsense::bind_sensing(m);
   wnsense::bind_stiefel(m);
+  wnsense::bind_bench(m);
 #ifdef _OPENMP
   m.attr("has_openmp") = true;
 #else
