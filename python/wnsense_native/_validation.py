@@ -76,7 +76,9 @@ def as_vector(name: str, a, length: int | None = None) -> np.ndarray:
 
 def check_int(name: str, value, *, minimum: int | None = None,
               maximum: int | None = None) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+    if isinstance(value, (bool, np.bool_)):  # operator.index(True) == 1: reject explicitly
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if not isinstance(value, numbers.Integral):
         try:
             value = operator.index(value)
         except TypeError:

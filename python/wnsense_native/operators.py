@@ -197,6 +197,17 @@ class IdentitySensing(SensingOperator):
 # ------------------------------------------------------------------------------------------------
 # constructors
 
+def _storage_key(dtype) -> str:
+    """``"float64"`` or ``"float32"`` from a dtype-like; every error names ``dtype``."""
+    try:
+        name = str(np.dtype(dtype))
+    except (TypeError, ValueError):
+        if not isinstance(dtype, str):
+            raise TypeError(f"dtype must be 'float64' or 'float32', got {dtype!r}") from None
+        name = dtype  # an unknown name: check_choice reports it
+    return check_choice("dtype", name, _DTYPES)
+
+
 def _sizes(d, d2):
     d = check_int("d", d, minimum=1)
     if d2 is None:
@@ -217,8 +228,7 @@ def gaussian_sensing(d, m, *, d2=None, dtype="float64", packed=False, rng=None,
     """
     d1, d2_, symmetric = _sizes(d, d2)
     m = check_int("m", m, minimum=1)
-    dtype = check_choice("dtype", str(np.dtype(dtype)) if not isinstance(dtype, str) else dtype,
-                         _DTYPES)
+    dtype = _storage_key(dtype)
     packed = bool(packed)
     if packed and not symmetric:
         raise ValueError("packed=True needs a symmetric ensemble (d2=None)")
@@ -295,8 +305,7 @@ def dense_sensing(M, *, symmetric=None, dtype=None, packed=False) -> DenseSensin
     if dtype is None:
         store = arr.dtype
     else:
-        key = check_choice("dtype", str(np.dtype(dtype)), _DTYPES)
-        store = np.dtype(_DTYPES[key])
+        store = np.dtype(_DTYPES[_storage_key(dtype)])
     if packed:
         iu = np.triu_indices(d1)
         upper = stack[:, iu[0], iu[1]]
