@@ -85,23 +85,75 @@ inline double dot1(const T* __restrict a, const double* __restrict w, int64_t p)
   return hsum(s0, s1) + t;
 }
 
-// acc += c0 a0 + c1 a1 + c2 a2 + c3 a3: one load and one store of acc per four rows.
+// acc[k..k+3] += c0 a0 + c1 a1 + c2 a2 + c3 a3 (one load and one store of acc per four rows).
+template <class T>
+inline void axpy4_step(const T* a0, const T* a1, const T* a2, const T* a3, __m256d c0, __m256d c1,
+                       __m256d c2, __m256d c3, double* acc, int64_t k) {
+  __m256d x = _mm256_mul_pd(c0, load4(a0 + k));
+  __m256d y = _mm256_mul_pd(c1, load4(a1 + k));
+  x = _mm256_fmadd_pd(c2, load4(a2 + k), x);
+  y = _mm256_fmadd_pd(c3, load4(a3 + k), y);
+  _mm256_storeu_pd(acc + k, _mm256_add_pd(_mm256_loadu_pd(acc + k), _mm256_add_pd(x, y)));
+}
+
+template <class T>
+inline void axpy4_tail(const T* a0, const T* a1, const T* a2, const T* a3, const double* c,
+                       double* acc, int64_t k) {
+  acc[k] += (c[0] * static_cast<double>(a0[k]) + c[1] * static_cast<double>(a1[k])) +
+            (c[2] * static_cast<double>(a2[k]) + c[3] * static_cast<double>(a3[k]));
+}
+
 template <class T>
 inline void axpy4(const T* __restrict a0, const T* __restrict a1, const T* __restrict a2,
                   const T* __restrict a3, const double* c, double* __restrict acc, int64_t p) {
   const __m256d c0 = _mm256_set1_pd(c[0]), c1 = _mm256_set1_pd(c[1]), c2 = _mm256_set1_pd(c[2]),
                 c3 = _mm256_set1_pd(c[3]);
   int64_t k = 0;
-  for (; k + 4 <= p; k += 4) {
-    __m256d x = _mm256_mul_pd(c0, load4(a0 + k));
-    __m256d y = _mm256_mul_pd(c1, load4(a1 + k));
-    x = _mm256_fmadd_pd(c2, load4(a2 + k), x);
-    y = _mm256_fmadd_pd(c3, load4(a3 + k), y);
-    _mm256_storeu_pd(acc + k, _mm256_add_pd(_mm256_loadu_pd(acc + k), _mm256_add_pd(x, y)));
+  for (; k + 4 <= p; k += 4) axpy4_step(a0, a1, a2, a3, c0, c1, c2, c3, acc, k);
+  for (; k < p; ++k) axpy4_tail(a0, a1, a2, a3, c, acc, k);
+}
+
+// The fused pass, software-pipelined: the dot products of the next 4-row block (streamed from
+// memory) and the adjoint update with the current block (still in L2) in one loop, so that the
+// memory stream never waits for the cache-resident half. Same arithmetic as dot4 + axpy4.
+template <class T>
+inline void dot4_axpy4(const T* __restrict n0, const T* __restrict n1, const T* __restrict n2,
+                       const T* __restrict n3, const double* __restrict w, double* z,
+                       const T* __restrict a0, const T* __restrict a1, const T* __restrict a2,
+                       const T* __restrict a3, const double* c, double* __restrict acc,
+                       int64_t p) {
+  const __m256d c0 = _mm256_set1_pd(c[0]), c1 = _mm256_set1_pd(c[1]), c2 = _mm256_set1_pd(c[2]),
+                c3 = _mm256_set1_pd(c[3]);
+  __m256d s00 = _mm256_setzero_pd(), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00,
+          s30 = s00, s31 = s00;
+  int64_t k = 0;
+  for (; k + 8 <= p; k += 8) {
+    const __m256d w0 = _mm256_loadu_pd(w + k), w1 = _mm256_loadu_pd(w + k + 4);
+    s00 = _mm256_fmadd_pd(load4(n0 + k), w0, s00);
+    s01 = _mm256_fmadd_pd(load4(n0 + k + 4), w1, s01);
+    s10 = _mm256_fmadd_pd(load4(n1 + k), w0, s10);
+    s11 = _mm256_fmadd_pd(load4(n1 + k + 4), w1, s11);
+    s20 = _mm256_fmadd_pd(load4(n2 + k), w0, s20);
+    s21 = _mm256_fmadd_pd(load4(n2 + k + 4), w1, s21);
+    s30 = _mm256_fmadd_pd(load4(n3 + k), w0, s30);
+    s31 = _mm256_fmadd_pd(load4(n3 + k + 4), w1, s31);
+    axpy4_step(a0, a1, a2, a3, c0, c1, c2, c3, acc, k);
+    axpy4_step(a0, a1, a2, a3, c0, c1, c2, c3, acc, k + 4);
   }
-  for (; k < p; ++k)
-    acc[k] += (c[0] * static_cast<double>(a0[k]) + c[1] * static_cast<double>(a1[k])) +
-              (c[2] * static_cast<double>(a2[k]) + c[3] * static_cast<double>(a3[k]));
+  int64_t ka = k;
+  for (; ka + 4 <= p; ka += 4) axpy4_step(a0, a1, a2, a3, c0, c1, c2, c3, acc, ka);
+  for (; ka < p; ++ka) axpy4_tail(a0, a1, a2, a3, c, acc, ka);
+  double t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+  for (; k < p; ++k) {
+    t0 += static_cast<double>(n0[k]) * w[k];
+    t1 += static_cast<double>(n1[k]) * w[k];
+    t2 += static_cast<double>(n2[k]) * w[k];
+    t3 += static_cast<double>(n3[k]) * w[k];
+  }
+  z[0] = hsum(s00, s01) + t0;
+  z[1] = hsum(s10, s11) + t1;
+  z[2] = hsum(s20, s21) + t2;
+  z[3] = hsum(s30, s31) + t3;
 }
 
 template <class T>
@@ -168,6 +220,13 @@ inline void axpy1(const T* __restrict a, double c, double* __restrict acc, int64
   for (int64_t k = 0; k < p; ++k) acc[k] += c * static_cast<double>(a[k]);
 }
 
+template <class T>
+inline void dot4_axpy4(const T* n0, const T* n1, const T* n2, const T* n3, const double* w,
+                       double* z, const T* a0, const T* a1, const T* a2, const T* a3,
+                       const double* c, double* acc, int64_t p) {
+  dot4(n0, n1, n2, n3, w, p, z);
+  axpy4(a0, a1, a2, a3, c, acc, p);
+}
 #endif
 
 template <class T>
@@ -194,19 +253,33 @@ template <class T>
 double residual_adjoint(const T* rows, int64_t n, int64_t p, const double* w, const double* y,
                         double* r, double* acc) {
   double sumsq = 0.0;
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const T* a = rows + i * p;
-    double z[4];
-    dot4(a, a + p, a + 2 * p, a + 3 * p, w, p, z);
+  const int64_t n_blocks = n / 4;
+  // z of block b becomes its residual: r = z - y, and the coefficients of its adjoint update.
+  auto finish_block = [&](int64_t b, double* z) {
     for (int j = 0; j < 4; ++j) {
-      z[j] -= y[i + j];
-      r[i + j] = z[j];
+      z[j] -= y[4 * b + j];
+      r[4 * b + j] = z[j];
       sumsq += z[j] * z[j];
     }
-    if (acc) axpy4(a, a + p, a + 2 * p, a + 3 * p, z, acc, p);
+  };
+  double cur[4], next[4];
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const T* a = rows + 4 * b * p;
+    if (!acc || b == 0) {
+      dot4(a, a + p, a + 2 * p, a + 3 * p, w, p, next);
+    } else {  // dots of block b, adjoint update of block b - 1
+      const T* prev = a - 4 * p;
+      dot4_axpy4(a, a + p, a + 2 * p, a + 3 * p, w, next, prev, prev + p, prev + 2 * p,
+                 prev + 3 * p, cur, acc, p);
+    }
+    finish_block(b, next);
+    for (int j = 0; j < 4; ++j) cur[j] = next[j];
   }
-  for (; i < n; ++i) {
+  if (acc && n_blocks > 0) {
+    const T* last = rows + 4 * (n_blocks - 1) * p;
+    axpy4(last, last + p, last + 2 * p, last + 3 * p, cur, acc, p);
+  }
+  for (int64_t i = 4 * n_blocks; i < n; ++i) {
     const double ri = dot1(rows + i * p, w, p) - y[i];
     r[i] = ri;
     sumsq += ri * ri;
