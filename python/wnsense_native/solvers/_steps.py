@@ -25,7 +25,8 @@ class ArmijoBacktracking:
 
     Accept ``eta`` when ``f(eta) <= f(0) - c * eta * slope`` (``slope`` = squared norm of the
     gradient, the decrease rate along the search direction). The first trial is ``hint`` (the
-    method's natural scale, e.g. ``1/||Theta||^2``) on the first call, then the last accepted
+    method's natural scale, e.g. ``1/||Theta||^2``; a number or a callable evaluated only when
+    needed) on the first call, then the last accepted
     step, grown by ``grow`` after each step accepted at the first trial: the step tracks the
     stability edge at the cost of an occasional extra evaluation.
     """
@@ -36,7 +37,10 @@ class ArmijoBacktracking:
         self.eta = None
 
     def search(self, loss0, slope, evaluate, hint=None):
-        eta = self.eta if self.eta is not None else (hint if hint else 1.0)
+        if self.eta is not None:
+            eta = self.eta
+        else:
+            eta = (hint() if callable(hint) else hint) or 1.0
         slope = max(float(slope), 0.0)
         for k in range(self.max_backtracks + 1):
             loss, payload = evaluate(eta)

@@ -65,7 +65,7 @@ class WNRGD(Method):
         self.G = _core.tangent_projection(X, np.ascontiguousarray(SX @ Theta))
         self.G_dir = (_core.tangent_projection(X, self.Gt) if self.preconditioned else self.G)
         grad_theta = 0.5 * (X.T @ SX)
-        self.grad_norm = float(np.sqrt(np.sum(self.G ** 2) + np.sum(grad_theta ** 2)))
+        self.grad_norm = float(np.sqrt(np.vdot(self.G, self.G) + np.vdot(grad_theta, grad_theta)))
 
     @property
     def factors(self):
@@ -91,13 +91,13 @@ class WNRGD(Method):
             return self.problem.loss(sumsq), (X_new, G)
 
         # decrease rate of f(., Theta) along the search direction: <grad_X f, G_dir>
-        slope = float(np.sum(self.G * self.G_dir))
+        slope = float(np.vdot(self.G, self.G_dir))
         if not np.any(self.G_dir):
             # Theta = 0 (the default start) or an exact critical point: the direction does not
             # move, and the residual at (X, Theta) is the one we already have.
             eta, ok, X_new, G_mid = 0.0, True, self.X, self.S
         else:
-            hint = 1.0 if self.preconditioned else 1.0 / np.linalg.norm(Theta, 2) ** 2
+            hint = 1.0 if self.preconditioned else (lambda: 1.0 / np.linalg.norm(Theta, 2) ** 2)
             eta, _, (X_new, G_mid), ok = self.step_rule.search(self.loss, slope, trial, hint)
         # magnitude step with the new direction
         Theta_new = sym(Theta - 0.5 * self.mu * (X_new.T @ (sym(G_mid) @ X_new)))
