@@ -21,6 +21,13 @@ void slice_bounds(Index m, Index n_slices, Index s, Index* begin, Index* end) {
   *begin = std::min(m, 4 * ((blocks * s) / n_slices));
   *end = std::min(m, 4 * ((blocks * (s + 1)) / n_slices));
 }
+// Threads for a pass over n_slices slices of `work` stored numbers: one below ~256 KB of data
+// (waking a team costs more than it saves, and under load an idle spinning team is ruinous),
+// never more than the slices. Results do not depend on it: the slices are fixed by m.
+int team_size(int n_threads, Index n_slices, Index work) {
+  if (work < (Index{1} << 15)) return 1;
+  return static_cast<int>(std::min<Index>(resolve_threads(n_threads), n_slices));
+}
 }  // namespace
 
 Index reduction_slices(Index m) {
@@ -66,9 +73,10 @@ void dense_forward(const T* data, Index m, const DenseLayout& L,
   matrix_to_weights(L, Z, w);
   const auto& K = kernels<T>();
   const Index n_slices = reduction_slices(m);
+  const int team = team_size(n_threads, n_slices, m * p);
   double* o = out.data();
   const double* wp = w.data();
-#pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
+#pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
   for (Index s = 0; s < n_slices; ++s) {
     Index b, e;
     slice_bounds(m, n_slices, s, &b, &e);
@@ -92,9 +100,10 @@ void dense_adjoint(const T* data, Index m, const DenseLayout& L,
   const Index p = L.stored_per_row();
   const auto& K = kernels<T>();
   const Index n_slices = reduction_slices(m);
+  const int team = team_size(n_threads, n_slices, m * p);
   std::vector<VectorXd> parts(n_slices);
   const double* vp = v.data();
-#pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
+#pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
   for (Index s = 0; s < n_slices; ++s) {
     Index b, e;
     slice_bounds(m, n_slices, s, &b, &e);
@@ -116,12 +125,13 @@ double dense_residual_adjoint(const T* data, Index m, const DenseLayout& L,
   matrix_to_weights(L, Z, w);
   const auto& K = kernels<T>();
   const Index n_slices = reduction_slices(m);
+  const int team = team_size(n_threads, n_slices, m * p);
   std::vector<VectorXd> parts(G ? n_slices : 0);
   std::vector<double> sumsq(n_slices, 0.0);
   const double* wp = w.data();
   const double* yp = y.data();
   double* rp = r.data();
-#pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
+#pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
   for (Index s = 0; s < n_slices; ++s) {
     Index b, e;
     slice_bounds(m, n_slices, s, &b, &e);

@@ -66,7 +66,9 @@ void fill_gaussian_ensemble(T* data, Index m, const DenseLayout& L, bool symmetr
   const Index n_draw = symmetric ? L.d1 * (L.d1 + 1) / 2 : L.d1 * L.d2;
   const double scale = 1.0 / std::sqrt(static_cast<double>(m));
   const double off_scale = scale * std::sqrt(0.5);
-#pragma omp parallel num_threads(resolve_threads(n_threads))
+  // Small operators are drawn on one thread (a team costs more than it saves).
+  const int team = m * n_draw < (Index{1} << 15) ? 1 : resolve_threads(n_threads);
+#pragma omp parallel num_threads(team) if (team > 1)
   {
     std::vector<double> buf(n_draw);
 #pragma omp for schedule(static)
