@@ -31,5 +31,6 @@ inline void require_length(Index n, Index expected, const char* name) {
 void bind_sensing(py::module_& m);
 void bind_stiefel(py::module_& m);
 void bind_bench(py::module_& m);
+void bind_spectral(py::module_& m);
 
 }  // namespace wnsense

@@ -6,6 +6,7 @@ PYBIND11_MODULE(_core, m) {
   wnsense::bind_sensing(m);
   wnsense::bind_stiefel(m);
   wnsense::bind_bench(m);
+  wnsense::bind_spectral(m);
 #ifdef _OPENMP
   m.attr("has_openmp") = true;
 #else

@@ -33,3 +33,5 @@ from .result import SolveResult
 from .solvers import solve
 
 __all__ += ["solve", "SolveResult"]
+
+from . import reference  # noqa: E402  (wn.reference.solve: the pure-numpy baseline)

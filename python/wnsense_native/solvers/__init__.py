@@ -2,21 +2,26 @@
 from __future__ import annotations
 
 from ._frontend import solve_with
+from .column_wn import column_wn_for
 from .gd import gd_for
+from .precgd import precgd_for, scaledgd_for
+from .snn import snn_for
 from .wn_rgd import WNRGD
+from .wn_rgd_rect import RectangularWNRGD
 
 
 def _wn_rgd_for(symmetric):
-    if not symmetric:
-        raise ValueError("method='wn_rgd' needs a symmetric operator "
-                         "(rectangular WN-RGD is not available yet)")
-    return WNRGD
+    return WNRGD if symmetric else RectangularWNRGD
 
 
 # method name -> (operator is symmetric) -> Method class
 NATIVE_METHODS = {
     "wn_rgd": _wn_rgd_for,
     "gd": gd_for,
+    "precgd": precgd_for,
+    "scaledgd": scaledgd_for,
+    "column_wn": column_wn_for,
+    "snn": snn_for,
 }
 
 
@@ -38,10 +43,12 @@ def solve(op, y, rank, *, method="wn_rgd", max_iter=1000, tol=1e-10, step_size=N
         The measurements.
     rank : int
         Search rank ``r`` (width of the factors); ``r > rank(Z*)`` is the overparameterized case.
-    method : {"wn_rgd", "gd"}
+    method : {"wn_rgd", "gd", "snn"}
         ``"wn_rgd"``: weight-normalized Riemannian GD (options ``retraction``, ``mu``,
         ``preconditioned``, ``theta0``); ``"gd"``: factorized GD (options ``init_scale``,
-        and ``imbalanced`` for rectangular operators).
+        and ``imbalanced`` for rectangular operators); ``"snn"``: the spectral neural network
+        of Chu et al. (options ``widths``, ``init_scale``, ``init_jitter``; its own loss
+        ``||A(X) - y||^2 / (2m)``, ``rank`` unused; see :mod:`.snn`).
     max_iter, tol : stop after ``max_iter`` iterations or when ``||A(x) - y|| / ||y|| <= tol``.
     gtol, xtol, max_time : further stops: gradient norm, relative change of the iterate,
         wall-clock seconds (0 / None: off).

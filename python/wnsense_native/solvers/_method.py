@@ -31,6 +31,15 @@ class Method:
         """Per-iteration diagnostics of this method (name -> float), recorded in the history."""
         return {}
 
+    # opt-in diagnostics (a .diagnostics.Diagnostics built from the method options
+    # ``diagnostics`` / ``hessian_every``); the driver records them after extra_history()
+    diagnostics = None
+
+    def set_reference(self, x_true) -> None:
+        """Driver hook, called once before the first iteration with ``x_true`` (or None)."""
+        if self.diagnostics is not None:
+            self.diagnostics.set_reference(x_true)
+
     def snapshot(self) -> dict:
         return dict(self.__dict__)
 

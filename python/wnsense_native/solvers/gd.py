@@ -15,6 +15,7 @@ import numpy as np
 
 from .._validation import check_float
 from ._init import small_gaussian, user_factors
+from .diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics
 from ._method import Method
 from ._problem import sym
 
@@ -24,7 +25,7 @@ class _FactorizedGD(Method):
     gradient from ``A*(r)`` (``_gradients``) and the update (``_update``)."""
 
     name = "gd"
-    OPTIONS = {"init_scale": 1e-3}
+    OPTIONS = {"init_scale": 1e-3, **DIAGNOSTIC_OPTIONS}
 
     def _start(self, factors):
         self.step_size = 0.0
@@ -67,8 +68,11 @@ class SymmetricGD(_FactorizedGD):
     def factor_shapes(cls, problem, rank):
         return {"Y": (problem.d1, rank)}
 
-    def __init__(self, problem, rank, gen, init, step_rule, *, init_scale):
+    def __init__(self, problem, rank, gen, init, step_rule, *, init_scale, diagnostics=(),
+                 hessian_every=1):
         self.problem, self.step_rule = problem, step_rule
+        self.diagnostics = make_diagnostics(diagnostics, hessian_every,
+                                            self.factor_shapes(problem, rank))
         if init is None:
             alpha = check_float("init_scale", init_scale, minimum=0.0, strict_minimum=True)
             factors = {"Y": small_gaussian(gen, (problem.d1, rank), alpha, problem.d1)}
@@ -93,14 +97,17 @@ class AsymmetricGD(_FactorizedGD):
     ``imbalanced`` (start V at alpha/3, the imbalanced init of Xiong et al.). Records the
     imbalance ``||U^T U - V^T V||_F`` in the history."""
 
-    OPTIONS = {"init_scale": 1e-3, "imbalanced": False}
+    OPTIONS = {"init_scale": 1e-3, "imbalanced": False, **DIAGNOSTIC_OPTIONS}
 
     @classmethod
     def factor_shapes(cls, problem, rank):
         return {"U": (problem.d1, rank), "V": (problem.d2, rank)}
 
-    def __init__(self, problem, rank, gen, init, step_rule, *, init_scale, imbalanced):
+    def __init__(self, problem, rank, gen, init, step_rule, *, init_scale, imbalanced,
+                 diagnostics=(), hessian_every=1):
         self.problem, self.step_rule = problem, step_rule
+        self.diagnostics = make_diagnostics(diagnostics, hessian_every,
+                                            self.factor_shapes(problem, rank))
         if init is None:
             alpha = check_float("init_scale", init_scale, minimum=0.0, strict_minimum=True)
             U = small_gaussian(gen, (problem.d1, rank), alpha, rank)

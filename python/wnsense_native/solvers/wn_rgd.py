@@ -18,8 +18,10 @@ import numpy as np
 from .. import _core
 from .._validation import check_choice, check_float
 from ._init import stiefel_start, user_factors
+from .diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics
 from ._method import Method
 from ._problem import sym
+from ._steps import magnitude_search
 
 RETRACTIONS = {"polar", "qr", "cayley"}
 
@@ -31,15 +33,18 @@ class WNRGD(Method):
     kappa from the rate), ``theta0`` (initial magnitude scalar multiple of I, default 0)."""
 
     name = "wn_rgd"
-    OPTIONS = {"retraction": "polar", "mu": 2.0, "preconditioned": False, "theta0": 0.0}
+    OPTIONS = {"retraction": "polar", "mu": 2.0, "preconditioned": False, "theta0": 0.0,
+               **DIAGNOSTIC_OPTIONS}
 
     @classmethod
     def factor_shapes(cls, problem, rank):
         return {"X": (problem.d1, rank), "Theta": (rank, rank)}
 
     def __init__(self, problem, rank, gen, init, step_rule, *, retraction, mu, preconditioned,
-                 theta0):
+                 theta0, diagnostics=(), hessian_every=1):
         self.problem, self.step_rule = problem, step_rule
+        self.diagnostics = make_diagnostics(diagnostics, hessian_every,
+                                            self.factor_shapes(problem, rank))
         self.retraction = check_choice("retraction", retraction, RETRACTIONS)
         self.mu = check_float("mu", mu, minimum=0.0, strict_minimum=True)
         self.preconditioned = bool(preconditioned)
@@ -95,13 +100,20 @@ class WNRGD(Method):
         if not np.any(self.G_dir):
             # Theta = 0 (the default start) or an exact critical point: the direction does not
             # move, and the residual at (X, Theta) is the one we already have.
-            eta, ok, X_new, G_mid = 0.0, True, self.X, self.S
+            eta, ok, X_new, G_mid, loss_mid = 0.0, True, self.X, self.S, self.loss
         else:
             hint = 1.0 if self.preconditioned else (lambda: 1.0 / np.linalg.norm(Theta, 2) ** 2)
-            eta, _, (X_new, G_mid), ok = self.step_rule.search(self.loss, slope, trial, hint)
-        # magnitude step with the new direction
-        Theta_new = sym(Theta - 0.5 * self.mu * (X_new.T @ (sym(G_mid) @ X_new)))
+            eta, loss_mid, (X_new, G_mid), ok = self.step_rule.search(self.loss, slope, trial,
+                                                                      hint)
         self.step_size = eta
-        # pass 2: loss and S at the new iterate
-        self._set_iterate(X_new, Theta_new, *self.problem.residual(X_new @ Theta_new, X_new))
+        # magnitude step with the new direction; pass 2: loss and S at the new iterate
+        Delta = X_new.T @ (sym(G_mid) @ X_new)
+
+        def magnitude(mu):
+            Theta_new = sym(Theta - 0.5 * mu * Delta)
+            res = self.problem.residual(X_new @ Theta_new, X_new)
+            return self.problem.loss(res[1]), (Theta_new, res)
+
+        Theta_new, res = magnitude_search(self.step_rule, loss_mid, self.mu, magnitude)
+        self._set_iterate(X_new, Theta_new, *res)
         return ok

@@ -1,0 +1,136 @@
+"""Factorized gradient descent baselines, reference (pure numpy) implementation (SPEC 3.2):
+
+Symmetric (Burer-Monteiro):  f = 1/4 ||A(Y Y^T) - y||^2,  grad_Y f = S Y,  S = sym(A*(r)),
+    Y+ = Y - eta S Y,  small init Y_0 = alpha N(0,1)^{d x r} / sqrt(d).
+Asymmetric (Soltanolkotabi, Stoger, Xie 2023):  f = 1/2 ||A(U V^T) - y||^2,  E = A*(r),
+    grad_U f = E V,  grad_V f = E^T U,
+    U+ = U - eta E V,  V+ = V - eta E^T U  (simultaneous),
+    small init U_0, V_0 = alpha N(0,1) / sqrt(r); imbalanced init (alpha, alpha/3) on request.
+
+Same starts, step-size rule (``hint = 1/||y||``, ``slope = ||grad||^2``) and options as the native
+methods in :mod:`wnsense_native.solvers.gd`, so both produce the same iterates to rounding.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._validation import check_float
+from ..solvers._init import small_gaussian, user_factors
+from ..solvers._method import Method
+from ..solvers._problem import sym
+from ..solvers.diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics
+
+
+class SymmetricGD(Method):
+    """Burer-Monteiro GD on ``Z = Y Y^T`` (reference). Option ``init_scale`` (alpha), and the
+    shared ``diagnostics`` / ``hessian_every``."""
+
+    name = "gd"
+    OPTIONS = {"init_scale": 1e-3, **DIAGNOSTIC_OPTIONS}
+
+    @classmethod
+    def factor_shapes(cls, problem, rank):
+        return {"Y": (problem.d1, rank)}
+
+    def __init__(self, problem, rank, gen, init, step_rule, *, init_scale, diagnostics=(),
+                 hessian_every=1):
+        self.problem, self.step_rule = problem, step_rule
+        self.diagnostics = make_diagnostics(diagnostics, hessian_every,
+                                            self.factor_shapes(problem, rank))
+        if init is None:
+            alpha = check_float("init_scale", init_scale, minimum=0.0, strict_minimum=True)
+            Y = small_gaussian(gen, (problem.d1, rank), alpha, problem.d1)
+        else:
+            Y = user_factors(init, self.factor_shapes(problem, rank))["Y"]
+        self.step_size = 0.0
+        self._adopt(Y, problem.residual(Y, Y))
+
+    def _adopt(self, Y, residual):
+        _, sumsq, Astar_r = residual
+        self.Y, self.sumsq = Y, sumsq
+        self.loss = self.problem.loss(sumsq)
+        self.grad = sym(Astar_r) @ Y                      # grad_Y f = S Y
+        self.grad_norm = float(np.linalg.norm(self.grad))
+
+    @property
+    def factors(self):
+        return {"Y": self.Y}
+
+    def x(self):
+        return self.Y @ self.Y.T
+
+    def step(self):
+        def trial(eta):
+            Y_new = self.Y - eta * self.grad
+            res = self.problem.residual(Y_new, Y_new)
+            return self.problem.loss(res[1]), (Y_new, res)
+
+        hint = 1.0 / max(self.problem.y_norm, 1e-300)
+        eta, _, (Y_new, res), ok = self.step_rule.search(self.loss, self.grad_norm ** 2, trial,
+                                                         hint)
+        self.step_size = eta
+        self._adopt(Y_new, res)
+        return ok
+
+
+class AsymmetricGD(Method):
+    """Factorized GD on ``Z = U V^T`` (reference). Options ``init_scale`` (alpha) and
+    ``imbalanced`` (V_0 at alpha/3). Records ``imbalance = ||U^T U - V^T V||_F``."""
+
+    name = "gd"
+    OPTIONS = {"init_scale": 1e-3, "imbalanced": False, **DIAGNOSTIC_OPTIONS}
+
+    @classmethod
+    def factor_shapes(cls, problem, rank):
+        return {"U": (problem.d1, rank), "V": (problem.d2, rank)}
+
+    def __init__(self, problem, rank, gen, init, step_rule, *, init_scale, imbalanced,
+                 diagnostics=(), hessian_every=1):
+        self.problem, self.step_rule = problem, step_rule
+        self.diagnostics = make_diagnostics(diagnostics, hessian_every,
+                                            self.factor_shapes(problem, rank))
+        if init is None:
+            alpha = check_float("init_scale", init_scale, minimum=0.0, strict_minimum=True)
+            U = small_gaussian(gen, (problem.d1, rank), alpha, rank)
+            V = small_gaussian(gen, (problem.d2, rank), alpha / 3 if imbalanced else alpha, rank)
+        else:
+            f = user_factors(init, self.factor_shapes(problem, rank))
+            U, V = f["U"], f["V"]
+        self.step_size = 0.0
+        self._adopt(U, V, problem.residual(U, V))
+
+    def _adopt(self, U, V, residual):
+        _, sumsq, E = residual
+        self.U, self.V, self.sumsq = U, V, sumsq
+        self.loss = self.problem.loss(sumsq)
+        self.grad_U = E @ V                               # grad_U f = E V
+        self.grad_V = E.T @ U                             # grad_V f = E^T U
+        self.grad_norm = float(np.sqrt(np.sum(self.grad_U ** 2) + np.sum(self.grad_V ** 2)))
+
+    @property
+    def factors(self):
+        return {"U": self.U, "V": self.V}
+
+    def x(self):
+        return self.U @ self.V.T
+
+    def extra_history(self):
+        return {"imbalance": float(np.linalg.norm(self.U.T @ self.U - self.V.T @ self.V))}
+
+    def step(self):
+        def trial(eta):
+            U_new = self.U - eta * self.grad_U              # simultaneous update
+            V_new = self.V - eta * self.grad_V
+            res = self.problem.residual(U_new, V_new)
+            return self.problem.loss(res[1]), (U_new, V_new, res)
+
+        hint = 1.0 / max(self.problem.y_norm, 1e-300)
+        eta, _, (U_new, V_new, res), ok = self.step_rule.search(self.loss, self.grad_norm ** 2,
+                                                                trial, hint)
+        self.step_size = eta
+        self._adopt(U_new, V_new, res)
+        return ok
+
+
+def gd_for(symmetric: bool):
+    return SymmetricGD if symmetric else AsymmetricGD

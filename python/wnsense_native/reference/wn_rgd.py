@@ -1,0 +1,174 @@
+"""WN-RGD, reference (pure numpy) implementation, written to be read against SPEC section 3.1:
+
+    Z = X Theta X^T,  X on St(d, r),  Theta symmetric r x r
+    S = sym(A*(A(Z) - y)),  f = 1/4 ||A(Z) - y||^2
+    grad_X f = S X Theta,  grad_Theta f = 1/2 X^T S X
+    1. Gt = S X Theta                    (Euclidean gradient in X; S X when preconditioned)
+    2. G  = Gt - X sym(X^T Gt)           (Riemannian gradient: tangent projection)
+    3. X+ = Retr_X(-eta G)               (polar | qr | cayley)
+    4. Theta+ = Theta - mu/2 X+^T S(X+, Theta) X+     (magnitude step with the new direction)
+
+It makes exactly the decisions of the native :class:`wnsense_native.solvers.wn_rgd.WNRGD` (same
+start from the same generator, same step-size rule with the same ``hint`` and ``slope``, same
+shortcut when the search direction is zero), so both produce the same iterates to rounding.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._validation import check_choice, check_float
+from ..solvers._init import stiefel_start, user_factors
+from ..solvers._method import Method
+from ..solvers._problem import sym
+from ..solvers._steps import magnitude_search
+from ..solvers.diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics
+
+RETRACTIONS = {"polar", "qr", "cayley"}
+
+
+# -- the Stiefel manifold, in numpy -----------------------------------------------------------
+
+def tangent_projection(X, B):
+    """``B - X sym(X^T B)``: the component of ``B`` tangent to ``St(d, r)`` at ``X``."""
+    return B - X @ sym(X.T @ B)
+
+
+def polar_retraction(X, G, eta):
+    """``(X - eta G)(I + eta^2 G^T G)^{-1/2}``, computed as the polar factor
+    ``Y (Y^T Y)^{-1/2}`` of ``Y = X - eta G`` (equal because ``X^T G`` is skew for tangent ``G``),
+    with the inverse square root from an ``r x r`` symmetric eigendecomposition."""
+    Y = X - eta * G
+    evals, Q = np.linalg.eigh(sym(Y.T @ Y))
+    inv_sqrt = 1.0 / np.sqrt(np.maximum(evals, 1e-300))
+    return Y @ ((Q * inv_sqrt) @ Q.T)
+
+
+def qr_retraction(X, G, eta):
+    """``qf(X - eta G)``, the Q factor with the signs fixed so that ``diag(R) > 0``."""
+    Q, R = np.linalg.qr(X - eta * G)
+    signs = np.where(np.diag(R) < 0, -1.0, 1.0)
+    return Q * signs
+
+
+def cayley_retraction(X, Gt, eta):
+    """``(I + eta/2 W)^{-1} (I - eta/2 W) X`` with ``W = Gt X^T - X Gt^T = U V^T``,
+    ``U = [Gt, X]``, ``V = [X, -Gt]``; the inverse by Woodbury:
+    ``(I + a U V^T)^{-1} = I - a U (I_2r + a V^T U)^{-1} V^T`` (a ``2r x 2r`` solve)."""
+    r = X.shape[1]
+    a = 0.5 * eta
+    U = np.hstack([Gt, X])
+    V = np.hstack([X, -Gt])
+    B = X - a * (U @ (V.T @ X))                                   # (I - a W) X
+    small = np.eye(2 * r) + a * (V.T @ U)
+    return B - a * (U @ np.linalg.solve(small, V.T @ B))          # (I + a W)^{-1} B
+
+
+_RETRACT = {"polar": polar_retraction, "qr": qr_retraction, "cayley": cayley_retraction}
+
+
+class WNRGD(Method):
+    """Symmetric WN-RGD (reference). Options as the native method: ``retraction``, ``mu``,
+    ``preconditioned`` (project addition, not from the paper), ``theta0``, and the shared
+    ``diagnostics`` / ``hessian_every`` (:mod:`wnsense_native.solvers.diagnostics`)."""
+
+    name = "wn_rgd"
+    OPTIONS = {"retraction": "polar", "mu": 2.0, "preconditioned": False, "theta0": 0.0,
+               **DIAGNOSTIC_OPTIONS}
+
+    @classmethod
+    def factor_shapes(cls, problem, rank):
+        return {"X": (problem.d1, rank), "Theta": (rank, rank)}
+
+    def __init__(self, problem, rank, gen, init, step_rule, *, retraction, mu, preconditioned,
+                 theta0, diagnostics=(), hessian_every=1):
+        self.problem, self.step_rule = problem, step_rule
+        self.diagnostics = make_diagnostics(diagnostics, hessian_every,
+                                            self.factor_shapes(problem, rank))
+        self.retraction = check_choice("retraction", retraction, RETRACTIONS)
+        self.mu = check_float("mu", mu, minimum=0.0, strict_minimum=True)
+        self.preconditioned = bool(preconditioned)
+        if init is None:
+            # X_0 uniform on St(d, r), Theta_0 = theta0 * I (0 by default): not a small init
+            X = stiefel_start(gen, problem.d1, rank)
+            Theta = check_float("theta0", theta0, minimum=-2.0, maximum=2.0) * np.eye(rank)
+        else:
+            f = user_factors(init, self.factor_shapes(problem, rank))
+            X, Theta = f["X"], sym(f["Theta"])
+            if np.abs(X.T @ X - np.eye(rank)).max() > 1e-8:
+                raise ValueError("init['X'] must have orthonormal columns (X^T X = I)")
+        self.step_size = 0.0
+        self._adopt(X, Theta, self._residual(X, Theta))
+
+    # -- the model and its gradients ---------------------------------------------------------
+    def _residual(self, X, Theta):
+        """``(r, ||r||^2, A*(r))`` at ``Z = X Theta X^T`` (passed as ``L = X Theta``, ``R = X``)."""
+        return self.problem.residual(X @ Theta, X)
+
+    def _adopt(self, X, Theta, residual):
+        _, sumsq, Astar_r = residual
+        self.X, self.Theta, self.sumsq = X, Theta, sumsq
+        self.loss = self.problem.loss(sumsq)                       # 1/4 ||A(Z) - y||^2
+        self.S = sym(Astar_r)                                      # S = sym(A*(A(Z) - y))
+        grad_X = self.S @ X @ Theta                                # grad_X f = S X Theta
+        grad_Theta = 0.5 * X.T @ self.S @ X                        # grad_Theta f = 1/2 X^T S X
+        self.G = tangent_projection(X, grad_X)                     # Riemannian gradient
+        # step 1: the Euclidean direction gradient Gt (S X in the preconditioned variant)
+        self.Gt = self.S @ X if self.preconditioned else grad_X
+        # step 2: its tangent projection, the search direction of polar / QR
+        self.G_dir = tangent_projection(X, self.Gt) if self.preconditioned else self.G
+        self.grad_norm = float(np.sqrt(np.sum(self.G ** 2) + np.sum(grad_Theta ** 2)))
+
+    @property
+    def factors(self):
+        return {"X": self.X, "Theta": self.Theta}
+
+    def x(self):
+        return self.X @ self.Theta @ self.X.T
+
+    # -- one iteration -----------------------------------------------------------------------
+    def _retract(self, eta):
+        # step 3: polar and QR move along -G_dir; Cayley is built from the Euclidean Gt
+        if self.retraction == "cayley":
+            return cayley_retraction(self.X, self.Gt, eta)
+        return _RETRACT[self.retraction](self.X, self.G_dir, eta)
+
+    def step(self):
+        Theta = self.Theta
+
+        def trial(eta):
+            # the residual at (X+, Theta): the step-size test, and S(X+, Theta) for step 4
+            X_new = self._retract(eta)
+            res = self._residual(X_new, Theta)
+            return self.problem.loss(res[1]), (X_new, res[2])
+
+        # decrease rate of f(., Theta) along the search direction: <grad f, G_dir>
+        slope = float(np.sum(self.G * self.G_dir))
+        if not np.any(self.G_dir):
+            # zero direction (Theta = 0 at the default start, or a critical point): X stays,
+            # and S(X, Theta) is the one already computed
+            eta, ok, X_new, Astar_mid, loss_mid = 0.0, True, self.X, self.S, self.loss
+        else:
+            hint = 1.0 if self.preconditioned else 1.0 / np.linalg.norm(Theta, 2) ** 2
+            eta, loss_mid, (X_new, Astar_mid), ok = self.step_rule.search(self.loss, slope,
+                                                                          trial, hint)
+        self.step_size = eta
+        # step 4: magnitude step with the new direction (mu halved by the safeguarded rule
+        # only if the loss would increase)
+        S_mid = sym(Astar_mid)
+        Delta = X_new.T @ S_mid @ X_new
+
+        def magnitude(mu):
+            Theta_new = sym(Theta - 0.5 * mu * Delta)
+            res = self._residual(X_new, Theta_new)
+            return self.problem.loss(res[1]), (Theta_new, res)
+
+        Theta_new, res = magnitude_search(self.step_rule, loss_mid, self.mu, magnitude)
+        self._adopt(X_new, Theta_new, res)
+        return ok
+
+
+def wn_rgd_for(symmetric: bool):
+    if not symmetric:
+        raise ValueError("method='wn_rgd' needs a symmetric operator "
+                         "(rectangular WN-RGD is not available yet)")
+    return WNRGD

@@ -1,0 +1,454 @@
+"""Per-iteration diagnostics on request (SPEC section 4), shared by the native and the reference
+solvers.
+
+Ask for them with the method options ``diagnostics`` (a name or a tuple of names) and
+``hessian_every``::
+
+    wn.solve(op, y, r, method="wn_rgd", x_true=Zs,
+             diagnostics=("alignment", "theta_svals", "hessian"), hessian_every=10)
+
+recorded in ``res.history`` (1-D float arrays, one entry per iteration, entry 0 = the start):
+
+``"alignment"`` (needs ``x_true``)
+    the singular values of ``U*^T Q``, where ``U*`` spans the top-``r*`` left singular space of
+    ``x_true`` (``r*`` its numerical rank; the top eigenvectors when ``x_true`` is symmetric PSD)
+    and ``Q`` is an orthonormal basis of the column space of the left factor (``X`` for WN-RGD,
+    ``Y`` for the symmetric factorized methods, ``U`` or ``X_L`` for the rectangular ones): the
+    cosines of the principal angles between the two subspaces. Recorded as ``alignment_min`` and
+    ``alignment_max``; rectangular models add ``alignment_right_min`` / ``alignment_right_max`` for
+    the right factor against the right singular space of ``x_true``.
+``"theta_svals"``
+    singular values of the magnitude ``Theta`` (WN-RGD only): ``theta_sv_min``, ``theta_sv_max``.
+``"hessian"``
+    ``hessian_top``: the largest eigenvalue of the Hessian of the loss in the method's own
+    parameters, by power iteration on Hessian-vector products, every ``hessian_every`` iterations
+    (NaN in between). Parameters are Euclidean (``Y``; ``U, V``; ``W, g``) except for WN-RGD,
+    whose directions live on Stiefel manifolds: there it is the Riemannian Hessian of the
+    embedded metric, ``Hess f(X)[xi] = P_X(D^2 f(X)[xi] - xi sym(X^T grad f(X)))`` (Absil,
+    Mahony, Sepulchre 2008; Boumal 2023, sec. 7.7) on the tangent space of ``St x Sym(r)``
+    (``St x R^{r x r} x St`` for rectangular WN-RGD).
+
+Methods record their own cheap quantities always: ``imbalance`` (asymmetric factorized methods),
+``min_column_norm`` (column-wise WN).
+
+The Hessian-vector product is analytic, through the operator: with ``Z = phi(p)``,
+``grad f(p) = g(p, A*(r))`` (``g`` linear in its second argument), so
+
+    Hess f(p)[D] = g(p, A*(A(J_p D))) + D_p g(p, G)[D] |_{G = A*(r) fixed},
+
+one pass over the sensing data per product (``J_p D`` is a thin ``L R^T`` product). ``A*(A(W))``
+is ``A*(A(W) - y) - A*(-y)``, both from the solver's residual oracle, with ``W`` rescaled to the
+size of ``y`` so that the difference loses no digits. Diagnostics passes are counted in ``nfev``
+(they are real passes over the data) but excluded from ``history["time"]``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._validation import check_int
+from ._problem import sym
+
+__all__ = ["DIAGNOSTICS", "DIAGNOSTIC_OPTIONS", "Diagnostics", "make_diagnostics",
+           "model_for", "hessian_top_eigenvalue", "HessianOperator"]
+
+DIAGNOSTICS = ("alignment", "theta_svals", "hessian")
+# the method options every diagnosed method accepts (merge into its OPTIONS)
+DIAGNOSTIC_OPTIONS = {"diagnostics": (), "hessian_every": 1}
+
+# power iteration: stop when the Rayleigh quotient changes by less than TOL (relative)
+HESSIAN_MAX_ITER = 200
+HESSIAN_TOL = 1e-10
+
+
+# ---------------------------------------------------------------------------------------------
+# the parameterizations: model Z = L R^T, gradient of the loss from A*(r), and their derivatives
+
+class _Model:
+    """One parameterization ``p -> Z`` (keys of ``res.factors``).
+
+    ``model(p) -> (L, R)`` with ``Z = L R^T``; ``gradient(p, G)`` the Euclidean gradient of the
+    problem's loss given ``G = A*(A(Z) - y)`` (linear in ``G``); ``model_jvp(p, D) -> (L, R)``
+    with ``dZ = L R^T`` the derivative along ``D``; ``gradient_jvp(p, D, G)`` the derivative of
+    ``gradient(p, G)`` in ``p`` along ``D`` at fixed ``G``. ``stiefel``: factors on a Stiefel
+    manifold; ``symmetric_factors``: factors restricted to symmetric matrices.
+    """
+
+    names: tuple = ()
+    stiefel: tuple = ()
+    symmetric_factors: tuple = ()
+    left = right = None          # the factors whose column spaces "alignment" compares
+
+    @staticmethod
+    def model(p):
+        raise NotImplementedError
+
+    @staticmethod
+    def gradient(p, G):
+        raise NotImplementedError
+
+    @staticmethod
+    def model_jvp(p, D):
+        raise NotImplementedError
+
+    @staticmethod
+    def gradient_jvp(p, D, G):
+        raise NotImplementedError
+
+
+class SymmetricFactor(_Model):
+    """``Z = Y Y^T``, ``f = 1/4 ||A(Z) - y||^2``: ``grad_Y = S Y``, ``S = sym(A*(r))``."""
+
+    names, left = ("Y",), "Y"
+
+    @staticmethod
+    def model(p):
+        return p["Y"], p["Y"]
+
+    @staticmethod
+    def gradient(p, G):
+        return {"Y": sym(G) @ p["Y"]}
+
+    @staticmethod
+    def model_jvp(p, D):       # dZ = D Y^T + Y D^T
+        Y, DY = p["Y"], D["Y"]
+        return np.hstack([DY, Y]), np.hstack([Y, DY])
+
+    @staticmethod
+    def gradient_jvp(p, D, G):
+        return {"Y": sym(G) @ D["Y"]}
+
+
+class AsymmetricFactor(_Model):
+    """``Z = U V^T``, ``f = 1/2 ||A(Z) - y||^2``: ``grad_U = E V``, ``grad_V = E^T U``."""
+
+    names, left, right = ("U", "V"), "U", "V"
+
+    @staticmethod
+    def model(p):
+        return p["U"], p["V"]
+
+    @staticmethod
+    def gradient(p, G):
+        return {"U": G @ p["V"], "V": G.T @ p["U"]}
+
+    @staticmethod
+    def model_jvp(p, D):       # dZ = D_U V^T + U D_V^T
+        return np.hstack([D["U"], p["U"]]), np.hstack([p["V"], D["V"]])
+
+    @staticmethod
+    def gradient_jvp(p, D, G):
+        return {"U": G @ D["V"], "V": G.T @ D["U"]}
+
+
+class WeightNormalized(_Model):
+    """``Z = X Theta X^T`` (WN-RGD), ``f = 1/4 ||A(Z) - y||^2``:
+    ``grad_X = S X Theta``, ``grad_Theta = 1/2 X^T S X``."""
+
+    names, left = ("X", "Theta"), "X"
+    stiefel, symmetric_factors = ("X",), ("Theta",)
+
+    @staticmethod
+    def model(p):
+        return p["X"] @ p["Theta"], p["X"]
+
+    @staticmethod
+    def gradient(p, G):
+        X, S = p["X"], sym(G)
+        SX = S @ X
+        return {"X": SX @ p["Theta"], "Theta": 0.5 * (X.T @ SX)}
+
+    @staticmethod
+    def model_jvp(p, D):       # dZ = (D_X Theta + X D_Theta) X^T + X Theta D_X^T
+        X, T, DX, DT = p["X"], p["Theta"], D["X"], D["Theta"]
+        return np.hstack([DX @ T + X @ DT, X @ T]), np.hstack([X, DX])
+
+    @staticmethod
+    def gradient_jvp(p, D, G):
+        X, T, DX, DT = p["X"], p["Theta"], D["X"], D["Theta"]
+        S = sym(G)
+        SX, SDX = S @ X, S @ DX
+        return {"X": SDX @ T + SX @ DT, "Theta": 0.5 * (DX.T @ SX + X.T @ SDX)}
+
+
+class RectangularWeightNormalized(_Model):
+    """``Z = X_L Theta X_R^T`` (rectangular WN-RGD), ``f = 1/2 ||A(Z) - y||^2``:
+    ``grad_XL = E X_R Theta^T``, ``grad_XR = E^T X_L Theta``, ``grad_Theta = X_L^T E X_R``."""
+
+    names, left, right = ("X_L", "Theta", "X_R"), "X_L", "X_R"
+    stiefel = ("X_L", "X_R")
+
+    @staticmethod
+    def model(p):
+        return p["X_L"] @ p["Theta"], p["X_R"]
+
+    @staticmethod
+    def gradient(p, G):
+        XL, T, XR = p["X_L"], p["Theta"], p["X_R"]
+        EXR, EtXL = G @ XR, G.T @ XL
+        return {"X_L": EXR @ T.T, "Theta": XL.T @ EXR, "X_R": EtXL @ T}
+
+    @staticmethod
+    def model_jvp(p, D):       # dZ = (D_L Theta + X_L D_Theta) X_R^T + X_L Theta D_R^T
+        XL, T, XR = p["X_L"], p["Theta"], p["X_R"]
+        return np.hstack([D["X_L"] @ T + XL @ D["Theta"], XL @ T]), np.hstack([XR, D["X_R"]])
+
+    @staticmethod
+    def gradient_jvp(p, D, G):
+        XL, T, XR = p["X_L"], p["Theta"], p["X_R"]
+        DL, DT, DR = D["X_L"], D["Theta"], D["X_R"]
+        EXR, EtXL, EDR, EtDL = G @ XR, G.T @ XL, G @ DR, G.T @ DL
+        return {"X_L": EDR @ T.T + EXR @ DT.T,
+                "Theta": DL.T @ EXR + XL.T @ EDR,
+                "X_R": EtDL @ T + EtXL @ DT}
+
+
+class ColumnNormalized(_Model):
+    """Column-wise weight normalization ``Y = W diag(g_j / ||w_j||)``, ``Z = Y Y^T``,
+    ``f = 1/4 ||A(Z) - y||^2``. With ``v_j = w_j / ||w_j||``, ``c_j = g_j / ||w_j||`` and
+    ``H = S Y``: ``grad_g_j = v_j^T h_j``, ``grad_w_j = c_j (h_j - v_j v_j^T h_j)``."""
+
+    names, left = ("W", "g"), "W"
+
+    @staticmethod
+    def parts(p):
+        """``(v, c, Y)``: unit columns, column scales ``g / ||w||`` and the factor ``Y``."""
+        W, g = p["W"], p["g"].ravel()
+        n = np.sqrt(np.sum(W * W, axis=0))
+        V, c = W / n, g / n
+        return V, c, V * g
+
+    @classmethod
+    def model(cls, p):
+        Y = cls.parts(p)[2]
+        return Y, Y
+
+    @classmethod
+    def gradient(cls, p, G):
+        V, c, Y = cls.parts(p)
+        H = sym(G) @ Y
+        gg = np.sum(V * H, axis=0)                      # v_j^T h_j
+        return {"W": (H - V * gg) * c, "g": gg.reshape(p["g"].shape)}
+
+    @classmethod
+    def factor_jvp(cls, p, D):
+        """``dY = V diag(dg) + (D_W - V diag(v^T D_W)) diag(c)``."""
+        V, c, Y = cls.parts(p)
+        DW, dg = D["W"], D["g"].ravel()
+        return V * dg + (DW - V * np.sum(V * DW, axis=0)) * c
+
+    @classmethod
+    def model_jvp(cls, p, D):
+        Y, dY = cls.parts(p)[2], cls.factor_jvp(p, D)
+        return np.hstack([dY, Y]), np.hstack([Y, dY])
+
+    @classmethod
+    def gradient_jvp(cls, p, D, G):
+        # derivative of (grad_g, grad_W)(w, g; h) with h = S y(w, g) also moving (S fixed)
+        W, g = p["W"], p["g"].ravel()
+        n = np.sqrt(np.sum(W * W, axis=0))
+        V, c = W / n, g / n
+        S = sym(G)
+        H = S @ (V * g)
+        DW, dg = D["W"], D["g"].ravel()
+        dH = S @ cls.factor_jvp(p, D)
+        dn = np.sum(V * DW, axis=0)                     # d||w_j||
+        dV = (DW - V * dn) / n
+        dc = (dg - c * dn) / n
+        vh = np.sum(V * H, axis=0)
+        dvh = np.sum(dV * H, axis=0) + np.sum(V * dH, axis=0)
+        dgrad_W = (H - V * vh) * dc + (dH - dV * vh - V * dvh) * c
+        return {"W": dgrad_W, "g": dvh.reshape(p["g"].shape)}
+
+
+_MODELS = {frozenset(m.names): m for m in (SymmetricFactor, AsymmetricFactor, WeightNormalized,
+                                           RectangularWeightNormalized, ColumnNormalized)}
+
+
+def model_for(factor_names) -> type[_Model]:
+    """The parameterization whose factors have these names."""
+    try:
+        return _MODELS[frozenset(factor_names)]
+    except KeyError:
+        raise ValueError(f"no diagnostics for a model with factors {sorted(factor_names)}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Hessian-vector products and the power iteration
+
+def _dot(a, b):
+    return float(sum(np.sum(a[k] * b[k]) for k in a))
+
+
+def _norm(a):
+    return math.sqrt(_dot(a, a))
+
+
+class HessianOperator:
+    """The (Riemannian, for Stiefel factors) Hessian of the loss at ``factors`` as a linear map
+    on dicts of arrays shaped like the factors; one pass over the sensing data per product plus
+    two at construction (``A*(r)`` at the point and ``A*(-y)``)."""
+
+    def __init__(self, problem, factors):
+        self.problem = problem
+        self.model = model_for(factors)
+        self.p = {k: np.asarray(v, dtype=np.float64) for k, v in factors.items()}
+        self.G = problem.residual(*self.model.model(self.p))[2]                  # A*(r)
+        self.grad = self.model.gradient(self.p, self.G)
+        self.base = problem.residual(np.zeros((problem.d1, 1)), np.zeros((problem.d2, 1)))[2]
+        self.y_norm = problem.y_norm
+
+    def normal_equations(self, L, R):
+        """``A*(A(L R^T))`` from the residual oracle, rescaled so nothing cancels."""
+        size = math.sqrt(abs(float(np.sum((L.T @ L) * (R.T @ R)))))     # ||L R^T||_F
+        if size == 0.0:
+            return np.zeros_like(self.G)
+        s = (self.y_norm if self.y_norm > 0 else 1.0) / size
+        return (self.problem.residual(s * L, R)[2] - self.base) / s
+
+    def project(self, D):
+        """Onto the tangent space: ``xi - X sym(X^T xi)`` on Stiefel factors, ``sym`` on
+        symmetric ones, identity elsewhere."""
+        out = dict(D)
+        for k in self.model.stiefel:
+            X = self.p[k]
+            out[k] = D[k] - X @ sym(X.T @ D[k])
+        for k in self.model.symmetric_factors:
+            out[k] = sym(D[k])
+        return out
+
+    def euclidean(self, D):
+        """The Euclidean Hessian-vector product of the loss in the parameters."""
+        m = self.model
+        H = m.gradient(self.p, self.normal_equations(*m.model_jvp(self.p, D)))
+        J = m.gradient_jvp(self.p, D, self.G)
+        return {k: H[k] + J[k] for k in self.p}
+
+    def __call__(self, D):
+        H = self.euclidean(D)
+        for k in self.model.stiefel:      # Weingarten term of the Stiefel manifold
+            H[k] = H[k] - D[k] @ sym(self.p[k].T @ self.grad[k])
+        return self.project(H) if (self.model.stiefel or self.model.symmetric_factors) else H
+
+
+def _power(apply, v, shift, max_iter, tol):
+    """Power iteration for the dominant eigenvalue of ``apply - shift I`` from ``v``."""
+    v = {k: a / _norm(v) for k, a in v.items()}
+    lam, w = None, v
+    for _ in range(max_iter):
+        w = apply(v)
+        if shift:
+            w = {k: w[k] - shift * v[k] for k in w}
+        new = _dot(v, w)
+        nw = _norm(w)
+        converged = lam is not None and abs(new - lam) <= tol * max(abs(new), 1e-300)
+        lam = new
+        if converged or nw == 0.0:
+            break
+        v = {k: a / nw for k, a in w.items()}
+    return lam, v
+
+
+def hessian_top_eigenvalue(problem, factors, *, v0=None, max_iter=HESSIAN_MAX_ITER,
+                           tol=HESSIAN_TOL, return_vector=False):
+    """Largest eigenvalue of the Hessian of the loss at ``factors`` (a dict like
+    ``res.factors``), by power iteration on :class:`HessianOperator` products.
+
+    ``v0`` warm-starts the iteration (default: a fixed pseudo-random vector, so the native and
+    reference solvers agree and the caller's generator is not touched). When the dominant
+    eigenvalue is negative, a second run on ``H - lambda_dom I`` finds the largest one.
+    """
+    H = HessianOperator(problem, factors)
+    if v0 is None:
+        gen = np.random.default_rng(12345)
+        v0 = {k: gen.standard_normal(np.shape(a)) for k, a in H.p.items()}
+    v = H.project(v0)
+    if _norm(v) == 0.0:
+        v = H.project({k: np.ones(np.shape(a)) for k, a in H.p.items()})
+    lam, v = _power(H, v, 0.0, max_iter, tol)
+    if lam is not None and lam < 0:
+        top, v = _power(H, v, lam, max_iter, tol)
+        lam = top + lam
+    return (lam, v) if return_vector else lam
+
+
+# ---------------------------------------------------------------------------------------------
+# the recorder a method carries
+
+def _subspaces(x_true):
+    U, s, Vt = np.linalg.svd(x_true)
+    rank = int(np.sum(s > s[0] * 1e-10)) if s.size and s[0] > 0 else 0
+    if rank == 0:
+        raise ValueError("diagnostics='alignment' needs a nonzero x_true")
+    return U[:, :rank], Vt[:rank].T
+
+
+def _cosines(U_star, F):
+    Q = np.linalg.qr(F)[0]
+    return np.linalg.svd(U_star.T @ Q, compute_uv=False)
+
+
+class Diagnostics:
+    """Records the requested diagnostics of one method run (see the module docstring)."""
+
+    def __init__(self, names, hessian_every, factor_names):
+        self.names = names
+        self.every = hessian_every
+        self.model = model_for(factor_names)
+        if "theta_svals" in names and "Theta" not in self.model.names:
+            raise ValueError("diagnostics='theta_svals' needs a method with a magnitude Theta "
+                             "(WN-RGD)")
+        self.x_true = self.subspaces = None
+        self.count = 0
+        self.vector = None        # the last top eigenvector: warm start of the next estimate
+
+    def set_reference(self, x_true):
+        self.x_true = x_true
+        if "alignment" in self.names:
+            if x_true is None:
+                raise ValueError("diagnostics='alignment' needs x_true (the ground truth)")
+            self.subspaces = _subspaces(np.asarray(x_true, dtype=np.float64))
+
+    def record(self, method) -> dict:
+        p, out = method.factors, {}
+        if "alignment" in self.names:
+            m = self.model
+            if self.subspaces is None:
+                raise ValueError("diagnostics='alignment' needs x_true (the ground truth)")
+            s = _cosines(self.subspaces[0], p[m.left])
+            out["alignment_min"], out["alignment_max"] = float(s.min()), float(s.max())
+            if m.right is not None:
+                s = _cosines(self.subspaces[1], p[m.right])
+                out["alignment_right_min"] = float(s.min())
+                out["alignment_right_max"] = float(s.max())
+        if "theta_svals" in self.names:
+            s = np.linalg.svd(p["Theta"], compute_uv=False)
+            out["theta_sv_min"], out["theta_sv_max"] = float(s.min()), float(s.max())
+        if "hessian" in self.names:
+            value = math.nan
+            if self.count % self.every == 0:
+                value, self.vector = hessian_top_eigenvalue(method.problem, p, v0=self.vector,
+                                                            return_vector=True)
+            out["hessian_top"] = float(value)
+        self.count += 1
+        return out
+
+
+def make_diagnostics(diagnostics, hessian_every, factor_names):
+    """Validate the ``diagnostics`` / ``hessian_every`` options; None when nothing is asked."""
+    if diagnostics is None:
+        names = ()
+    elif isinstance(diagnostics, str):
+        names = (diagnostics,)
+    else:
+        try:
+            names = tuple(diagnostics)
+        except TypeError:
+            raise TypeError("diagnostics must be a name or a sequence of names from "
+                            f"{list(DIAGNOSTICS)}, got {type(diagnostics).__name__}") from None
+    for n in names:
+        if not isinstance(n, str) or n not in DIAGNOSTICS:
+            raise ValueError(f"diagnostics must be names from {list(DIAGNOSTICS)}, got {n!r}")
+    every = check_int("hessian_every", hessian_every, minimum=1)
+    return Diagnostics(frozenset(names), every, factor_names) if names else None

@@ -1,0 +1,144 @@
+"""WN-RGD for rectangular targets, native path. This is a project addition, not from the paper
+(which treats the symmetric model only); it follows the recipe of SPEC 3.1 on both sides:
+
+    Z = X_L Theta X_R^T,  X_L on St(d1, r),  X_R on St(d2, r),  Theta a general r x r matrix
+    E = A*(A(Z) - y),  f = 1/2 ||A(Z) - y||^2
+    Euclidean gradients: grad_XL = E X_R Theta^T,  grad_XR = E^T X_L Theta,  grad_Theta = X_L^T E X_R
+    1. G_L = grad_XL - X_L sym(X_L^T grad_XL),  G_R likewise    (Riemannian gradients)
+    2. X_L+ = Retr_XL(-eta G_L),  X_R+ = Retr_XR(-eta G_R)      (one step size for both)
+    3. Theta+ = Theta - mu X_L+^T E(X_L+, Theta, X_R+) X_R+     (magnitude step, new directions;
+       with the default step rule mu is halved while it would increase the loss, as for the
+       symmetric method)
+
+``mu = 1`` by default: in the population case (``A = Id``, ``E = Z - Z*``) it gives exactly
+``Theta+ = Theta - X_L+^T (X_L+ Theta X_R+^T - Z*) X_R+ = X_L+^T Z* X_R+``, the best magnitude for
+the new directions (the symmetric method's ``mu = 2`` does the same for the 1/4 loss, whose
+``grad_Theta`` carries a factor 1/2).
+
+Options as for the symmetric method: ``retraction`` ("polar", "qr", "cayley"; Cayley is built
+from the Euclidean gradients), ``mu`` (1.0), ``preconditioned`` (``E X_R`` and ``E^T X_L`` as the
+direction gradients, dropping the ``Theta`` factor; also a project addition), ``theta0`` (``Theta_0
+= theta0 I``, default 0). Start: ``X_L`` then ``X_R`` uniform on their Stiefel manifolds.
+
+Each iteration streams the sensing data twice: at ``(X_L+, Theta, X_R+)`` (also the step-size
+trial) and at ``(X_L+, Theta+, X_R+)`` (loss and ``E`` for the next iteration).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core
+from .._validation import check_choice, check_float
+from ._init import stiefel_start, user_factors
+from ._method import Method
+from ._steps import magnitude_search
+from .diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics
+from .wn_rgd import RETRACTIONS
+
+
+def _retract(kind, X, G_dir, Gt, eta):
+    """Polar / QR move along ``-G_dir`` (tangent); Cayley is built from the Euclidean ``Gt``."""
+    if kind == "polar":
+        return _core.polar_retraction(X, G_dir, eta)
+    if kind == "qr":
+        return _core.qr_retraction(X, G_dir, eta)
+    return _core.cayley_retraction(X, Gt, eta)
+
+
+def _c(a):
+    return np.ascontiguousarray(a)
+
+
+class RectangularWNRGD(Method):
+    """Rectangular WN-RGD on ``Z = X_L Theta X_R^T`` (project addition, see the module
+    docstring). Options: ``retraction``, ``mu`` (1.0), ``preconditioned``, ``theta0``."""
+
+    name = "wn_rgd"
+    OPTIONS = {"retraction": "polar", "mu": 1.0, "preconditioned": False, "theta0": 0.0,
+               **DIAGNOSTIC_OPTIONS}
+
+    @classmethod
+    def factor_shapes(cls, problem, rank):
+        return {"X_L": (problem.d1, rank), "Theta": (rank, rank), "X_R": (problem.d2, rank)}
+
+    def __init__(self, problem, rank, gen, init, step_rule, *, retraction, mu, preconditioned,
+                 theta0, diagnostics=(), hessian_every=1):
+        self.problem, self.step_rule = problem, step_rule
+        self.retraction = check_choice("retraction", retraction, RETRACTIONS)
+        self.mu = check_float("mu", mu, minimum=0.0, strict_minimum=True)
+        self.preconditioned = bool(preconditioned)
+        self.diagnostics = make_diagnostics(diagnostics, hessian_every,
+                                            self.factor_shapes(problem, rank))
+        if init is None:
+            XL = stiefel_start(gen, problem.d1, rank)
+            XR = stiefel_start(gen, problem.d2, rank)
+            Theta = check_float("theta0", theta0, minimum=-2.0, maximum=2.0) * np.eye(rank)
+        else:
+            f = user_factors(init, self.factor_shapes(problem, rank))
+            XL, Theta, XR = f["X_L"], f["Theta"], f["X_R"]
+            for k, X in (("X_L", XL), ("X_R", XR)):
+                if np.abs(X.T @ X - np.eye(rank)).max() > 1e-8:
+                    raise ValueError(f"init[{k!r}] must have orthonormal columns (X^T X = I)")
+        self.step_size = 0.0
+        self._set_iterate(XL, Theta, XR, *problem.residual(XL @ Theta, XR))
+
+    # -- state -------------------------------------------------------------------------------
+    def _set_iterate(self, XL, Theta, XR, r, sumsq, E):
+        """Adopt ``(X_L, Theta, X_R)`` with its residual; precompute the step's gradients."""
+        self.XL, self.Theta, self.XR, self.sumsq = XL, Theta, XR, sumsq
+        self.loss = self.problem.loss(sumsq)
+        self.E = E
+        EXR, EtXL = E @ XR, E.T @ XL
+        grad_L, grad_R = _c(EXR @ Theta.T), _c(EtXL @ Theta)
+        self.G_L = _core.tangent_projection(XL, grad_L)
+        self.G_R = _core.tangent_projection(XR, grad_R)
+        if self.preconditioned:
+            self.Gt_L, self.Gt_R = _c(EXR), _c(EtXL)
+            self.Gd_L = _core.tangent_projection(XL, self.Gt_L)
+            self.Gd_R = _core.tangent_projection(XR, self.Gt_R)
+        else:
+            self.Gt_L, self.Gt_R, self.Gd_L, self.Gd_R = grad_L, grad_R, self.G_L, self.G_R
+        grad_theta = XL.T @ EXR
+        self.grad_norm = float(np.sqrt(np.sum(self.G_L ** 2) + np.sum(self.G_R ** 2)
+                                       + np.sum(grad_theta ** 2)))
+
+    @property
+    def factors(self):
+        return {"X_L": self.XL, "Theta": self.Theta, "X_R": self.XR}
+
+    def x(self):
+        return self.XL @ self.Theta @ self.XR.T
+
+    # -- one iteration -----------------------------------------------------------------------
+    def step(self):
+        Theta = self.Theta
+
+        def trial(eta):  # pass 1: the residual at (X_L+, Theta, X_R+), also the step-size test
+            XL = _retract(self.retraction, self.XL, self.Gd_L, self.Gt_L, eta)
+            XR = _retract(self.retraction, self.XR, self.Gd_R, self.Gt_R, eta)
+            r, sumsq, E = self.problem.residual(XL @ Theta, XR)
+            return self.problem.loss(sumsq), (XL, XR, E)
+
+        # decrease rate of f(., Theta, .) along the search direction
+        slope = float(np.sum(self.G_L * self.Gd_L) + np.sum(self.G_R * self.Gd_R))
+        if not (np.any(self.Gd_L) or np.any(self.Gd_R)):
+            # Theta = 0 (the default start) or a critical point: the directions do not move,
+            # and E at (X_L, Theta, X_R) is the one we already have
+            eta, ok, XL, XR, E_mid, loss_mid = 0.0, True, self.XL, self.XR, self.E, self.loss
+        else:
+            hint = 1.0 if self.preconditioned else (lambda: 1.0 / np.linalg.norm(Theta, 2) ** 2)
+            eta, loss_mid, (XL, XR, E_mid), ok = self.step_rule.search(self.loss, slope, trial,
+                                                                       hint)
+        self.step_size = eta
+        # magnitude step with the new directions (mu halved by the safeguarded rule if it would
+        # increase the loss); pass 2: loss and E at the new iterate
+        Delta = XL.T @ E_mid @ XR
+
+        def magnitude(mu):
+            Theta_new = Theta - mu * Delta
+            res = self.problem.residual(XL @ Theta_new, XR)
+            return self.problem.loss(res[1]), (Theta_new, res)
+
+        Theta_new, res = magnitude_search(self.step_rule, loss_mid, self.mu, magnitude)
+        self._set_iterate(XL, Theta_new, XR, *res)
+        return ok
