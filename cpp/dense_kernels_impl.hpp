@@ -41,14 +41,14 @@ inline double hsum(__m256d a, __m256d b) {
   return _mm_cvtsd_f64(_mm_add_sd(t, _mm_unpackhi_pd(t, t)));
 }
 
-// Four dot products <a_j, w> at once: w is loaded once per four rows.
+// Four running dot products <a_j, w>: w is loaded once per four rows.
 template <class T>
-inline void dot4(const T* __restrict a0, const T* __restrict a1, const T* __restrict a2,
-                 const T* __restrict a3, const double* __restrict w, int64_t p, double* out) {
+struct Dot4 {
+  const T *a0, *a1, *a2, *a3;
   __m256d s00 = _mm256_setzero_pd(), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00,
           s30 = s00, s31 = s00;
-  int64_t k = 0;
-  for (; k + 8 <= p; k += 8) {
+  // elements k..k+7
+  inline void step8(const double* w, int64_t k) {
     const __m256d w0 = _mm256_loadu_pd(w + k), w1 = _mm256_loadu_pd(w + k + 4);
     s00 = _mm256_fmadd_pd(load4(a0 + k), w0, s00);
     s01 = _mm256_fmadd_pd(load4(a0 + k + 4), w1, s01);
@@ -59,17 +59,29 @@ inline void dot4(const T* __restrict a0, const T* __restrict a1, const T* __rest
     s30 = _mm256_fmadd_pd(load4(a3 + k), w0, s30);
     s31 = _mm256_fmadd_pd(load4(a3 + k + 4), w1, s31);
   }
-  double t0 = 0, t1 = 0, t2 = 0, t3 = 0;
-  for (; k < p; ++k) {
-    t0 += static_cast<double>(a0[k]) * w[k];
-    t1 += static_cast<double>(a1[k]) * w[k];
-    t2 += static_cast<double>(a2[k]) * w[k];
-    t3 += static_cast<double>(a3[k]) * w[k];
+  // elements k..p-1 (fewer than 8), then the four sums into out
+  inline void finish(const double* w, int64_t k, int64_t p, double* out) const {
+    double t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+    for (; k < p; ++k) {
+      t0 += static_cast<double>(a0[k]) * w[k];
+      t1 += static_cast<double>(a1[k]) * w[k];
+      t2 += static_cast<double>(a2[k]) * w[k];
+      t3 += static_cast<double>(a3[k]) * w[k];
+    }
+    out[0] = hsum(s00, s01) + t0;
+    out[1] = hsum(s10, s11) + t1;
+    out[2] = hsum(s20, s21) + t2;
+    out[3] = hsum(s30, s31) + t3;
   }
-  out[0] = hsum(s00, s01) + t0;
-  out[1] = hsum(s10, s11) + t1;
-  out[2] = hsum(s20, s21) + t2;
-  out[3] = hsum(s30, s31) + t3;
+};
+
+template <class T>
+inline void dot4(const T* __restrict a0, const T* __restrict a1, const T* __restrict a2,
+                 const T* __restrict a3, const double* __restrict w, int64_t p, double* out) {
+  Dot4<T> dot{a0, a1, a2, a3};
+  int64_t k = 0;
+  for (; k + 8 <= p; k += 8) dot.step8(w, k);
+  dot.finish(w, k, p, out);
 }
 
 template <class T>
@@ -124,36 +136,15 @@ inline void dot4_axpy4(const T* __restrict n0, const T* __restrict n1, const T* 
                        int64_t p) {
   const __m256d c0 = _mm256_set1_pd(c[0]), c1 = _mm256_set1_pd(c[1]), c2 = _mm256_set1_pd(c[2]),
                 c3 = _mm256_set1_pd(c[3]);
-  __m256d s00 = _mm256_setzero_pd(), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00,
-          s30 = s00, s31 = s00;
+  Dot4<T> dot{n0, n1, n2, n3};
   int64_t k = 0;
   for (; k + 8 <= p; k += 8) {
-    const __m256d w0 = _mm256_loadu_pd(w + k), w1 = _mm256_loadu_pd(w + k + 4);
-    s00 = _mm256_fmadd_pd(load4(n0 + k), w0, s00);
-    s01 = _mm256_fmadd_pd(load4(n0 + k + 4), w1, s01);
-    s10 = _mm256_fmadd_pd(load4(n1 + k), w0, s10);
-    s11 = _mm256_fmadd_pd(load4(n1 + k + 4), w1, s11);
-    s20 = _mm256_fmadd_pd(load4(n2 + k), w0, s20);
-    s21 = _mm256_fmadd_pd(load4(n2 + k + 4), w1, s21);
-    s30 = _mm256_fmadd_pd(load4(n3 + k), w0, s30);
-    s31 = _mm256_fmadd_pd(load4(n3 + k + 4), w1, s31);
+    dot.step8(w, k);
     axpy4_step(a0, a1, a2, a3, c0, c1, c2, c3, acc, k);
     axpy4_step(a0, a1, a2, a3, c0, c1, c2, c3, acc, k + 4);
   }
-  int64_t ka = k;
-  for (; ka + 4 <= p; ka += 4) axpy4_step(a0, a1, a2, a3, c0, c1, c2, c3, acc, ka);
-  for (; ka < p; ++ka) axpy4_tail(a0, a1, a2, a3, c, acc, ka);
-  double t0 = 0, t1 = 0, t2 = 0, t3 = 0;
-  for (; k < p; ++k) {
-    t0 += static_cast<double>(n0[k]) * w[k];
-    t1 += static_cast<double>(n1[k]) * w[k];
-    t2 += static_cast<double>(n2[k]) * w[k];
-    t3 += static_cast<double>(n3[k]) * w[k];
-  }
-  z[0] = hsum(s00, s01) + t0;
-  z[1] = hsum(s10, s11) + t1;
-  z[2] = hsum(s20, s21) + t2;
-  z[3] = hsum(s30, s31) + t3;
+  for (int64_t ka = k; ka < p; ++ka) axpy4_tail(a0, a1, a2, a3, c, acc, ka);
+  dot.finish(w, k, p, z);
 }
 
 template <class T>
