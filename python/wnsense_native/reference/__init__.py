@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from ..solvers._frontend import solve_with
 from ._operators import numpy_residual, numpy_residual_factory
+from .column_wn import column_wn_for
 from .gd import gd_for
+from .precgd import precgd_for, scaledgd_for
 from .snn import snn_for
-from .wn_rgd import wn_rgd_for
+from .wn_rgd_rect import wn_rgd_for  # symmetric: .wn_rgd.WNRGD; rectangular: .wn_rgd_rect
 
 __all__ = ["solve", "REFERENCE_METHODS", "numpy_residual"]
 
@@ -20,6 +22,9 @@ __all__ = ["solve", "REFERENCE_METHODS", "numpy_residual"]
 REFERENCE_METHODS = {
     "wn_rgd": wn_rgd_for,
     "gd": gd_for,
+    "precgd": precgd_for,
+    "scaledgd": scaledgd_for,
+    "column_wn": column_wn_for,
     "snn": snn_for,
 }
 

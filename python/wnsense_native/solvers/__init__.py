@@ -43,12 +43,18 @@ def solve(op, y, rank, *, method="wn_rgd", max_iter=1000, tol=1e-10, step_size=N
         The measurements.
     rank : int
         Search rank ``r`` (width of the factors); ``r > rank(Z*)`` is the overparameterized case.
-    method : {"wn_rgd", "gd", "snn"}
+    method : {"wn_rgd", "gd", "precgd", "scaledgd", "column_wn", "snn"}
         ``"wn_rgd"``: weight-normalized Riemannian GD (options ``retraction``, ``mu``,
-        ``preconditioned``, ``theta0``); ``"gd"``: factorized GD (options ``init_scale``,
-        and ``imbalanced`` for rectangular operators); ``"snn"``: the spectral neural network
-        of Chu et al. (options ``widths``, ``init_scale``, ``init_jitter``; its own loss
-        ``||A(X) - y||^2 / (2m)``, ``rank`` unused; see :mod:`.snn`).
+        ``preconditioned``, ``theta0``; rectangular operators: ``X_L Theta X_R^T``, see
+        :mod:`.wn_rgd_rect`); ``"gd"``: factorized GD (options ``init_scale``,
+        and ``imbalanced`` for rectangular operators); ``"precgd"`` / ``"scaledgd"``: GD
+        preconditioned by ``(Y^T Y + lambda I)^{-1}`` (options ``init_scale``, ``imbalanced``,
+        and ``damping_scale`` / ``damping``; see :mod:`.precgd`); ``"column_wn"``: column-wise
+        weight normalization, symmetric only (option ``init_scale``); ``"snn"``: the spectral
+        neural network of Chu et al. (options ``widths``, ``init_scale``, ``init_jitter``; its
+        own loss ``||A(X) - y||^2 / (2m)``, ``rank`` unused; see :mod:`.snn`). All but ``"snn"``
+        also take ``diagnostics`` (names from ``"alignment"``, ``"theta_svals"``,
+        ``"hessian"``) and ``hessian_every``: see :mod:`.diagnostics`.
     max_iter, tol : stop after ``max_iter`` iterations or when ``||A(x) - y|| / ||y|| <= tol``.
     gtol, xtol, max_time : further stops: gradient norm, relative change of the iterate,
         wall-clock seconds (0 / None: off).

@@ -36,7 +36,8 @@ def column_wn_start(problem, rank, gen, init, init_scale) -> dict:
         W = small_gaussian(gen, (d, rank), 1.0, d)
         return {"W": W, "g": alpha * np.sqrt(np.sum(W * W, axis=0))}
     if not isinstance(init, dict):
-        raise TypeError(f"init must be None or a dict of starting factors, got {type(init).__name__}")
+        raise TypeError("init must be None or a dict of starting factors, "
+                        f"got {type(init).__name__}")
     if set(init) != {"W", "g"}:
         raise ValueError(f"init must have the keys ['W', 'g'], got {sorted(init)}")
     W = as_matrix("init['W']", init["W"], (d, rank)).copy()

@@ -22,7 +22,9 @@ recorded in ``res.history`` (1-D float arrays, one entry per iteration, entry 0 
 ``"hessian"``
     ``hessian_top``: the largest eigenvalue of the Hessian of the loss in the method's own
     parameters, by power iteration on Hessian-vector products, every ``hessian_every`` iterations
-    (NaN in between). Parameters are Euclidean (``Y``; ``U, V``; ``W, g``) except for WN-RGD,
+    (NaN in between; the power iteration is warm-started from the previous top eigenvector and
+    stops when the Rayleigh quotient settles to 1e-10, or after 500 products). Parameters are
+    Euclidean (``Y``; ``U, V``; ``W, g``) except for WN-RGD,
     whose directions live on Stiefel manifolds: there it is the Riemannian Hessian of the
     embedded metric, ``Hess f(X)[xi] = P_X(D^2 f(X)[xi] - xi sym(X^T grad f(X)))`` (Absil,
     Mahony, Sepulchre 2008; Boumal 2023, sec. 7.7) on the tangent space of ``St x Sym(r)``
@@ -57,8 +59,10 @@ DIAGNOSTICS = ("alignment", "theta_svals", "hessian")
 # the method options every diagnosed method accepts (merge into its OPTIONS)
 DIAGNOSTIC_OPTIONS = {"diagnostics": (), "hessian_every": 1}
 
-# power iteration: stop when the Rayleigh quotient changes by less than TOL (relative)
-HESSIAN_MAX_ITER = 200
+# power iteration: stop when the Rayleigh quotient changes by less than TOL (relative), or after
+# MAX_ITER products (the estimate is then a Rayleigh quotient: a lower bound of lambda_max whose
+# error decays like (lambda_2 / lambda_max)^(2k) for the shifted spectrum)
+HESSIAN_MAX_ITER = 500
 HESSIAN_TOL = 1e-10
 
 
@@ -271,7 +275,8 @@ def model_for(factor_names) -> type[_Model]:
     try:
         return _MODELS[frozenset(factor_names)]
     except KeyError:
-        raise ValueError(f"no diagnostics for a model with factors {sorted(factor_names)}") from None
+        raise ValueError(f"no diagnostics for a model with factors "
+                         f"{sorted(factor_names)}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,27 +355,36 @@ def _power(apply, v, shift, max_iter, tol):
     return lam, v
 
 
-def hessian_top_eigenvalue(problem, factors, *, v0=None, max_iter=HESSIAN_MAX_ITER,
-                           tol=HESSIAN_TOL, return_vector=False):
+def hessian_top_eigenvalue(problem, factors, *, v0=None, shift=0.0, max_iter=HESSIAN_MAX_ITER,
+                           tol=HESSIAN_TOL, return_state=False):
     """Largest eigenvalue of the Hessian of the loss at ``factors`` (a dict like
     ``res.factors``), by power iteration on :class:`HessianOperator` products.
 
-    ``v0`` warm-starts the iteration (default: a fixed pseudo-random vector, so the native and
-    reference solvers agree and the caller's generator is not touched). When the dominant
-    eigenvalue is negative, a second run on ``H - lambda_dom I`` finds the largest one.
+    The power iteration runs on ``H - shift I`` (``shift = 0`` by default). When its dominant
+    eigenvalue comes out negative, that is ``lambda_min - shift``: the iteration restarts on
+    ``H - lambda_min I``, whose dominant eigenvalue ``lambda_max - lambda_min >= 0`` gives the
+    answer. ``v0`` is the start (default: a fixed pseudo-random vector, so the native and
+    reference solvers agree and the caller's generator is not touched). With
+    ``return_state=True`` returns ``(lambda_max, v, shift)``: the top eigenvector and the shift
+    used, the warm start of the next call at a nearby point.
     """
     H = HessianOperator(problem, factors)
     if v0 is None:
         gen = np.random.default_rng(12345)
         v0 = {k: gen.standard_normal(np.shape(a)) for k, a in H.p.items()}
-    v = H.project(v0)
-    if _norm(v) == 0.0:
-        v = H.project({k: np.ones(np.shape(a)) for k, a in H.p.items()})
-    lam, v = _power(H, v, 0.0, max_iter, tol)
-    if lam is not None and lam < 0:
-        top, v = _power(H, v, lam, max_iter, tol)
-        lam = top + lam
-    return (lam, v) if return_vector else lam
+    start = H.project(v0)
+    if _norm(start) == 0.0:
+        start = H.project({k: np.ones(np.shape(a)) for k, a in H.p.items()})
+    shift = float(shift)
+    for _ in range(3):
+        mu, v = _power(H, start, shift, max_iter, tol)
+        if mu is None or mu >= 0:
+            break
+        # mu + shift is the most negative eigenvalue: shift to it, and restart from the initial
+        # vector (the converged v is a fixed point of the new shifted operator)
+        shift += mu
+    lam = (mu if mu is not None else 0.0) + shift
+    return (lam, v, shift) if return_state else lam
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,7 +415,7 @@ class Diagnostics:
                              "(WN-RGD)")
         self.x_true = self.subspaces = None
         self.count = 0
-        self.vector = None        # the last top eigenvector: warm start of the next estimate
+        self.vector, self.shift = None, 0.0   # warm start of the next Hessian estimate
 
     def set_reference(self, x_true):
         self.x_true = x_true
@@ -428,8 +442,8 @@ class Diagnostics:
         if "hessian" in self.names:
             value = math.nan
             if self.count % self.every == 0:
-                value, self.vector = hessian_top_eigenvalue(method.problem, p, v0=self.vector,
-                                                            return_vector=True)
+                value, self.vector, self.shift = hessian_top_eigenvalue(
+                    method.problem, p, v0=self.vector, shift=self.shift, return_state=True)
             out["hessian_top"] = float(value)
         self.count += 1
         return out

@@ -3,7 +3,8 @@
 
     Z = X_L Theta X_R^T,  X_L on St(d1, r),  X_R on St(d2, r),  Theta a general r x r matrix
     E = A*(A(Z) - y),  f = 1/2 ||A(Z) - y||^2
-    Euclidean gradients: grad_XL = E X_R Theta^T,  grad_XR = E^T X_L Theta,  grad_Theta = X_L^T E X_R
+    Euclidean gradients: grad_XL = E X_R Theta^T,  grad_XR = E^T X_L Theta,
+                         grad_Theta = X_L^T E X_R
     1. G_L = grad_XL - X_L sym(X_L^T grad_XL),  G_R likewise    (Riemannian gradients)
     2. X_L+ = Retr_XL(-eta G_L),  X_R+ = Retr_XR(-eta G_R)      (one step size for both)
     3. Theta+ = Theta - mu X_L+^T E(X_L+, Theta, X_R+) X_R+     (magnitude step, new directions;

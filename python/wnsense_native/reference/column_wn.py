@@ -1,0 +1,95 @@
+"""Column-wise weight normalization (Salimans & Kingma), reference (pure numpy) implementation:
+
+    Y = W diag(g_j / ||w_j||),  Z = Y Y^T,  f = 1/4 ||A(Z) - y||^2,  h_j = (S Y)_j,
+    grad_g_j f = (w_j / ||w_j||)^T h_j,
+    grad_w_j f = (g_j / ||w_j||) (h_j - w_j (w_j^T h_j) / ||w_j||^2),
+    GD on (W, g), simultaneous.
+
+Same start (shared with the native method: ``W_0 = N(0,1)/sqrt(d)``, ``g_0 = init_scale ||w_j||``,
+i.e. ``Y_0`` is GD's small random start), same step-size rule (``slope = ||grad||^2``, first trial
+``1/||y||``) and options as :mod:`wnsense_native.solvers.column_wn`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..solvers._method import Method
+from ..solvers._problem import sym
+from ..solvers.column_wn import column_wn_start
+from ..solvers.diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics
+
+
+def factor(W, g):
+    """``Y = W diag(g_j / ||w_j||)``."""
+    return W * (g / np.linalg.norm(W, axis=0))
+
+
+class ColumnWN(Method):
+    """Column-wise weight-normalized GD (reference). Option ``init_scale``. Records
+    ``min_column_norm``."""
+
+    name = "column_wn"
+    OPTIONS = {"init_scale": 1e-3, **DIAGNOSTIC_OPTIONS}
+
+    @classmethod
+    def factor_shapes(cls, problem, rank):
+        return {"W": (problem.d1, rank), "g": (rank,)}
+
+    def __init__(self, problem, rank, gen, init, step_rule, *, init_scale, diagnostics=(),
+                 hessian_every=1):
+        self.problem, self.step_rule = problem, step_rule
+        self.diagnostics = make_diagnostics(diagnostics, hessian_every,
+                                            self.factor_shapes(problem, rank))
+        f = column_wn_start(problem, rank, gen, init, init_scale)
+        self.step_size = 0.0
+        self._adopt(f["W"], f["g"], self._residual(f["W"], f["g"]))
+
+    def _residual(self, W, g):
+        Y = factor(W, g)
+        return self.problem.residual(Y, Y)
+
+    def _adopt(self, W, g, residual):
+        _, sumsq, Astar_r = residual
+        self.W, self.g, self.sumsq = W, g, sumsq
+        self.loss = self.problem.loss(sumsq)
+        H = sym(Astar_r) @ factor(W, g)                  # grad_Y f = S Y, column j is h_j
+        self.grad_W = np.empty_like(W)
+        self.grad_g = np.empty_like(g)
+        for j in range(W.shape[1]):
+            w, h = W[:, j], H[:, j]
+            n = np.linalg.norm(w)
+            self.grad_g[j] = w @ h / n
+            self.grad_W[:, j] = (g[j] / n) * (h - w * (w @ h) / n ** 2)
+        self.grad_norm = float(np.sqrt(np.sum(self.grad_W ** 2) + np.sum(self.grad_g ** 2)))
+
+    @property
+    def factors(self):
+        return {"W": self.W, "g": self.g}
+
+    def x(self):
+        Y = factor(self.W, self.g)
+        return Y @ Y.T
+
+    def extra_history(self):
+        return {"min_column_norm": float(np.linalg.norm(self.W, axis=0).min())}
+
+    def step(self):
+        def trial(eta):
+            W_new = self.W - eta * self.grad_W
+            g_new = self.g - eta * self.grad_g
+            res = self._residual(W_new, g_new)
+            return self.problem.loss(res[1]), (W_new, g_new, res)
+
+        hint = 1.0 / max(self.problem.y_norm, 1e-300)
+        eta, _, (W_new, g_new, res), ok = self.step_rule.search(self.loss, self.grad_norm ** 2,
+                                                                trial, hint)
+        self.step_size = eta
+        self._adopt(W_new, g_new, res)
+        return ok
+
+
+def column_wn_for(symmetric: bool):
+    if not symmetric:
+        raise ValueError("method='column_wn' needs a symmetric operator (Z = Y Y^T); "
+                         "for rectangular operators use 'gd', 'precgd', 'scaledgd' or 'wn_rgd'")
+    return ColumnWN

@@ -1,0 +1,202 @@
+"""PrecGD and ScaledGD(lambda), reference (pure numpy) implementation (SPEC 3.2):
+
+    symmetric   (Z = Y Y^T, f = 1/4 ||A(Z) - y||^2, S = sym(A*(r))):
+        grad_Y f = S Y,          Y+ = Y - eta S Y (Y^T Y + lambda I)^{-1}
+    rectangular (Z = U V^T, f = 1/2 ||A(Z) - y||^2, E = A*(r)):
+        grad_U f = E V,          U+ = U - eta E V (V^T V + lambda I)^{-1}
+        grad_V f = E^T U,        V+ = V - eta E^T U (U^T U + lambda I)^{-1}   (simultaneous)
+
+    PrecGD (Zhang, Fattahi, Zhang):  lambda_t = damping_scale * sqrt(f(Y_t))
+    ScaledGD(lambda) (Xu, Shen, Chi, Ma):  lambda = damping (default 1e-10 ||y||)
+
+Same small random start as factorized GD, same step-size rule (``slope = <grad, direction>``,
+first trial 0.5) and options as :mod:`wnsense_native.solvers.precgd`, so both produce the same
+iterates to rounding.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._validation import check_float
+from ..solvers._init import small_gaussian, user_factors
+from ..solvers._method import Method
+from ..solvers._problem import sym
+from ..solvers.diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics
+from ..solvers.precgd import DEFAULT_DAMPING, STEP_HINT
+
+
+class _PreconditionedGD(Method):
+    """The shared iteration: every factor ``F`` steps along ``grad_F (P^T P + lambda I)^{-1}``
+    with ``P`` its partner factor. Model subclasses give the start, the model and the gradients;
+    damping subclasses give ``lambda``."""
+
+    PARTNER: dict = {}
+
+    def _setup(self, problem, step_rule, factors, diagnostics, hessian_every, rank):
+        self.problem, self.step_rule = problem, step_rule
+        self.diagnostics = make_diagnostics(diagnostics, hessian_every,
+                                            self.factor_shapes(problem, rank))
+        self.step_size = 0.0
+        self._adopt(factors, self._residual(factors))
+
+    def _adopt(self, factors, residual):
+        _, sumsq, Astar_r = residual
+        self.fac, self.sumsq = factors, sumsq
+        self.loss = self.problem.loss(sumsq)
+        self.grads = self._gradients(factors, Astar_r)
+        self.grad_norm = float(np.sqrt(sum(np.sum(g ** 2) for g in self.grads.values())))
+
+    @property
+    def factors(self):
+        return dict(self.fac)
+
+    def step(self):
+        lam = self.damping()
+        direction = {}
+        for k, grad in self.grads.items():
+            P = self.fac[self.PARTNER[k]]
+            direction[k] = grad @ np.linalg.inv(P.T @ P + lam * np.eye(P.shape[1]))
+        # decrease rate along the preconditioned direction: <grad f, grad f (P^T P + lambda)^-1>
+        slope = sum(float(np.sum(self.grads[k] * direction[k])) for k in direction)
+
+        def trial(eta):
+            new = {k: F - eta * direction[k] for k, F in self.fac.items()}
+            res = self._residual(new)
+            return self.problem.loss(res[1]), (new, res)
+
+        eta, _, (new, res), ok = self.step_rule.search(self.loss, slope, trial, STEP_HINT)
+        self.step_size = eta
+        self._adopt(new, res)
+        return ok
+
+    def extra_history(self):
+        return {"damping": float(self.damping())}
+
+
+class _Symmetric(_PreconditionedGD):
+    PARTNER = {"Y": "Y"}
+
+    @classmethod
+    def factor_shapes(cls, problem, rank):
+        return {"Y": (problem.d1, rank)}
+
+    def _start(self, problem, rank, gen, init, init_scale):
+        if init is not None:
+            return user_factors(init, self.factor_shapes(problem, rank))
+        alpha = check_float("init_scale", init_scale, minimum=0.0, strict_minimum=True)
+        return {"Y": small_gaussian(gen, (problem.d1, rank), alpha, problem.d1)}
+
+    def _residual(self, f):
+        return self.problem.residual(f["Y"], f["Y"])
+
+    @staticmethod
+    def _gradients(f, Astar_r):
+        return {"Y": sym(Astar_r) @ f["Y"]}                 # grad_Y f = S Y
+
+    def x(self):
+        return self.fac["Y"] @ self.fac["Y"].T
+
+
+class _Rectangular(_PreconditionedGD):
+    PARTNER = {"U": "V", "V": "U"}
+
+    @classmethod
+    def factor_shapes(cls, problem, rank):
+        return {"U": (problem.d1, rank), "V": (problem.d2, rank)}
+
+    def _start(self, problem, rank, gen, init, init_scale, imbalanced):
+        if init is not None:
+            return user_factors(init, self.factor_shapes(problem, rank))
+        alpha = check_float("init_scale", init_scale, minimum=0.0, strict_minimum=True)
+        U = small_gaussian(gen, (problem.d1, rank), alpha, rank)
+        V = small_gaussian(gen, (problem.d2, rank), alpha / 3 if imbalanced else alpha, rank)
+        return {"U": U, "V": V}
+
+    def _residual(self, f):
+        return self.problem.residual(f["U"], f["V"])
+
+    @staticmethod
+    def _gradients(f, E):
+        return {"U": E @ f["V"], "V": E.T @ f["U"]}           # grad_U = E V, grad_V = E^T U
+
+    def x(self):
+        return self.fac["U"] @ self.fac["V"].T
+
+    def extra_history(self):
+        U, V = self.fac["U"], self.fac["V"]
+        return {"imbalance": float(np.linalg.norm(U.T @ U - V.T @ V)), **super().extra_history()}
+
+
+class _PrecGDDamping:
+    name = "precgd"
+
+    def _set_damping(self, damping_scale):
+        self.damping_scale = check_float("damping_scale", damping_scale, minimum=0.0,
+                                         strict_minimum=True)
+
+    def damping(self):
+        return self.damping_scale * float(np.sqrt(self.loss))    # lambda_t = c sqrt(f(Y_t))
+
+
+class _ScaledGDDamping:
+    name = "scaledgd"
+
+    def _set_damping(self, damping, problem):
+        if damping is None:
+            self.lam = DEFAULT_DAMPING * (problem.y_norm if problem.y_norm > 0 else 1.0)
+        else:
+            self.lam = check_float("damping", damping, minimum=0.0, strict_minimum=True)
+
+    def damping(self):
+        return self.lam
+
+
+class SymmetricPrecGD(_PrecGDDamping, _Symmetric):
+    OPTIONS = {"init_scale": 1e-3, "damping_scale": 1.0, **DIAGNOSTIC_OPTIONS}
+
+    def __init__(self, problem, rank, gen, init, step_rule, *, init_scale, damping_scale,
+                 diagnostics=(), hessian_every=1):
+        self._set_damping(damping_scale)
+        self._setup(problem, step_rule, self._start(problem, rank, gen, init, init_scale),
+                    diagnostics, hessian_every, rank)
+
+
+class RectangularPrecGD(_PrecGDDamping, _Rectangular):
+    OPTIONS = {"init_scale": 1e-3, "imbalanced": False, "damping_scale": 1.0,
+               **DIAGNOSTIC_OPTIONS}
+
+    def __init__(self, problem, rank, gen, init, step_rule, *, init_scale, imbalanced,
+                 damping_scale, diagnostics=(), hessian_every=1):
+        self._set_damping(damping_scale)
+        self._setup(problem, step_rule,
+                    self._start(problem, rank, gen, init, init_scale, imbalanced),
+                    diagnostics, hessian_every, rank)
+
+
+class SymmetricScaledGD(_ScaledGDDamping, _Symmetric):
+    OPTIONS = {"init_scale": 1e-3, "damping": None, **DIAGNOSTIC_OPTIONS}
+
+    def __init__(self, problem, rank, gen, init, step_rule, *, init_scale, damping,
+                 diagnostics=(), hessian_every=1):
+        self._set_damping(damping, problem)
+        self._setup(problem, step_rule, self._start(problem, rank, gen, init, init_scale),
+                    diagnostics, hessian_every, rank)
+
+
+class RectangularScaledGD(_ScaledGDDamping, _Rectangular):
+    OPTIONS = {"init_scale": 1e-3, "imbalanced": False, "damping": None, **DIAGNOSTIC_OPTIONS}
+
+    def __init__(self, problem, rank, gen, init, step_rule, *, init_scale, imbalanced, damping,
+                 diagnostics=(), hessian_every=1):
+        self._set_damping(damping, problem)
+        self._setup(problem, step_rule,
+                    self._start(problem, rank, gen, init, init_scale, imbalanced),
+                    diagnostics, hessian_every, rank)
+
+
+def precgd_for(symmetric: bool):
+    return SymmetricPrecGD if symmetric else RectangularPrecGD
+
+
+def scaledgd_for(symmetric: bool):
+    return SymmetricScaledGD if symmetric else RectangularScaledGD

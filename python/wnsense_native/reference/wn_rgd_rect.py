@@ -1,0 +1,131 @@
+"""WN-RGD for rectangular targets, reference (pure numpy) implementation. A project addition, not
+from the paper; read against :mod:`wnsense_native.solvers.wn_rgd_rect`:
+
+    Z = X_L Theta X_R^T,  X_L on St(d1, r),  X_R on St(d2, r),  Theta general r x r
+    E = A*(A(Z) - y),  f = 1/2 ||A(Z) - y||^2
+    grad_XL f = E X_R Theta^T,  grad_XR f = E^T X_L Theta,  grad_Theta f = X_L^T E X_R
+    1. G_L = grad_XL - X_L sym(X_L^T grad_XL),  G_R = grad_XR - X_R sym(X_R^T grad_XR)
+    2. X_L+ = Retr(X_L, -eta G_L),  X_R+ = Retr(X_R, -eta G_R)   (polar | qr | cayley)
+    3. Theta+ = Theta - mu X_L+^T E(X_L+, Theta, X_R+) X_R+,  mu = 1
+       (population case: Theta+ = X_L+^T Z* X_R+ exactly)
+
+Same start, step-size rule (``hint = 1/||Theta||^2``, or 1 when preconditioned), magnitude
+safeguard and options as the native method, so both produce the same iterates to rounding.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._validation import check_choice, check_float
+from ..solvers._init import stiefel_start, user_factors
+from ..solvers._method import Method
+from ..solvers._steps import magnitude_search
+from ..solvers.diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics
+from .wn_rgd import RETRACTIONS, WNRGD, cayley_retraction, polar_retraction, qr_retraction
+from .wn_rgd import tangent_projection
+
+_RETRACT = {"polar": polar_retraction, "qr": qr_retraction}
+
+
+class RectangularWNRGD(Method):
+    """Rectangular WN-RGD (reference). Options: ``retraction``, ``mu`` (1.0),
+    ``preconditioned``, ``theta0``."""
+
+    name = "wn_rgd"
+    OPTIONS = {"retraction": "polar", "mu": 1.0, "preconditioned": False, "theta0": 0.0,
+               **DIAGNOSTIC_OPTIONS}
+
+    @classmethod
+    def factor_shapes(cls, problem, rank):
+        return {"X_L": (problem.d1, rank), "Theta": (rank, rank), "X_R": (problem.d2, rank)}
+
+    def __init__(self, problem, rank, gen, init, step_rule, *, retraction, mu, preconditioned,
+                 theta0, diagnostics=(), hessian_every=1):
+        self.problem, self.step_rule = problem, step_rule
+        self.retraction = check_choice("retraction", retraction, RETRACTIONS)
+        self.mu = check_float("mu", mu, minimum=0.0, strict_minimum=True)
+        self.preconditioned = bool(preconditioned)
+        self.diagnostics = make_diagnostics(diagnostics, hessian_every,
+                                            self.factor_shapes(problem, rank))
+        if init is None:
+            # X_L, then X_R, uniform on their Stiefel manifolds; Theta_0 = theta0 I
+            XL = stiefel_start(gen, problem.d1, rank)
+            XR = stiefel_start(gen, problem.d2, rank)
+            Theta = check_float("theta0", theta0, minimum=-2.0, maximum=2.0) * np.eye(rank)
+        else:
+            f = user_factors(init, self.factor_shapes(problem, rank))
+            XL, Theta, XR = f["X_L"], f["Theta"], f["X_R"]
+            for k, X in (("X_L", XL), ("X_R", XR)):
+                if np.abs(X.T @ X - np.eye(rank)).max() > 1e-8:
+                    raise ValueError(f"init[{k!r}] must have orthonormal columns (X^T X = I)")
+        self.step_size = 0.0
+        self._adopt(XL, Theta, XR, self._residual(XL, Theta, XR))
+
+    def _residual(self, XL, Theta, XR):
+        """``(r, ||r||^2, E)`` at ``Z = X_L Theta X_R^T`` (``L = X_L Theta``, ``R = X_R``)."""
+        return self.problem.residual(XL @ Theta, XR)
+
+    def _adopt(self, XL, Theta, XR, residual):
+        _, sumsq, E = residual
+        self.XL, self.Theta, self.XR, self.sumsq, self.E = XL, Theta, XR, sumsq, E
+        self.loss = self.problem.loss(sumsq)                       # 1/2 ||A(Z) - y||^2
+        grad_L = E @ XR @ Theta.T                                  # grad_XL f
+        grad_R = E.T @ XL @ Theta                                  # grad_XR f
+        grad_Theta = XL.T @ E @ XR                                 # grad_Theta f
+        self.G_L = tangent_projection(XL, grad_L)                  # Riemannian gradients
+        self.G_R = tangent_projection(XR, grad_R)
+        if self.preconditioned:        # drop the Theta factor (project addition)
+            self.Gt_L, self.Gt_R = E @ XR, E.T @ XL
+            self.Gd_L = tangent_projection(XL, self.Gt_L)
+            self.Gd_R = tangent_projection(XR, self.Gt_R)
+        else:
+            self.Gt_L, self.Gt_R, self.Gd_L, self.Gd_R = grad_L, grad_R, self.G_L, self.G_R
+        self.grad_norm = float(np.sqrt(np.sum(self.G_L ** 2) + np.sum(self.G_R ** 2)
+                                       + np.sum(grad_Theta ** 2)))
+
+    @property
+    def factors(self):
+        return {"X_L": self.XL, "Theta": self.Theta, "X_R": self.XR}
+
+    def x(self):
+        return self.XL @ self.Theta @ self.XR.T
+
+    def _retract(self, X, G_dir, Gt, eta):
+        if self.retraction == "cayley":
+            return cayley_retraction(X, Gt, eta)
+        return _RETRACT[self.retraction](X, G_dir, eta)
+
+    def step(self):
+        Theta = self.Theta
+
+        def trial(eta):
+            XL = self._retract(self.XL, self.Gd_L, self.Gt_L, eta)
+            XR = self._retract(self.XR, self.Gd_R, self.Gt_R, eta)
+            res = self._residual(XL, Theta, XR)
+            return self.problem.loss(res[1]), (XL, XR, res[2])
+
+        slope = float(np.sum(self.G_L * self.Gd_L) + np.sum(self.G_R * self.Gd_R))
+        if not (np.any(self.Gd_L) or np.any(self.Gd_R)):
+            # zero direction (Theta = 0 at the default start, or a critical point)
+            eta, ok, XL, XR, E_mid, loss_mid = 0.0, True, self.XL, self.XR, self.E, self.loss
+        else:
+            hint = 1.0 if self.preconditioned else 1.0 / np.linalg.norm(Theta, 2) ** 2
+            eta, loss_mid, (XL, XR, E_mid), ok = self.step_rule.search(self.loss, slope, trial,
+                                                                       hint)
+        self.step_size = eta
+        # magnitude step with the new directions
+        Delta = XL.T @ E_mid @ XR
+
+        def magnitude(mu):
+            Theta_new = Theta - mu * Delta
+            res = self._residual(XL, Theta_new, XR)
+            return self.problem.loss(res[1]), (Theta_new, res)
+
+        Theta_new, res = magnitude_search(self.step_rule, loss_mid, self.mu, magnitude)
+        self._adopt(XL, Theta_new, XR, res)
+        return ok
+
+
+def wn_rgd_for(symmetric: bool):
+    """Symmetric operators: :class:`~.wn_rgd.WNRGD`; rectangular: :class:`RectangularWNRGD`."""
+    return WNRGD if symmetric else RectangularWNRGD
