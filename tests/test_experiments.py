@@ -1,0 +1,295 @@
+"""Smoke tests of the experiment catalogue (SPEC section 5) at tiny sizes: each asserts the
+qualitative claim its experiment exists to show, and that the CSV / JSON (and PNG when matplotlib
+is installed) files are written and parse."""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+
+from wnsense_native import experiments as ex
+from wnsense_native.experiments import ExperimentError, run_experiment
+
+HAVE_MPL = importlib.util.find_spec("matplotlib") is not None
+HAVE_SKIMAGE = importlib.util.find_spec("skimage") is not None
+
+
+def run(name, tmp_path, **params):
+    """Run at a tiny size, single-threaded (tiny problems are latency-bound), with a plot when
+    matplotlib is there."""
+    return run_experiment(name, out=tmp_path, plot=HAVE_MPL, verbose=False, n_threads=1,
+                          **params)
+
+
+def check_files(summary, tmp_path, *, plot=HAVE_MPL):
+    name = summary["experiment"]
+    files = summary["files"]
+    assert files["csv"] == os.path.join(str(tmp_path), f"wnsense_{name}.csv")
+    with open(files["csv"], newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows, "CSV has no data rows"
+    for col in ("experiment", "config", "method", "iteration", "rel_error", "loss", "time"):
+        assert col in rows[0]
+    assert {r["experiment"] for r in rows} == {name}
+    methods = {r["method"] for r in rows}
+    assert methods == {r["method"] for r in summary["results"] if r["available"]}
+    float(rows[-1]["rel_error"])
+    int(rows[-1]["iteration"])
+    with open(files["json"]) as fh:
+        on_disk = json.load(fh)
+    assert on_disk["experiment"] == name
+    assert on_disk["claim"]["statement"]
+    assert on_disk["results"] == summary["results"]
+    if plot:
+        assert files["plot"] and os.path.getsize(files["plot"]) > 1000
+        with open(files["plot"], "rb") as fh:
+            assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    else:
+        assert files["plot"] is None
+    return rows
+
+
+def result(summary, method, config=None):
+    for r in summary["results"]:
+        if r["method"] == method and (config is None or r.get("config") == config):
+            return r
+    raise KeyError((method, config))
+
+
+def require_methods(summary, *keys):
+    missing = [k for k in keys if k in summary["unavailable"]]
+    if missing:
+        pytest.skip(f"methods not available in this build: {missing}")
+
+
+# ------------------------------------------------------------------------------------------------
+
+def test_catalogue_lists_every_spec_experiment():
+    names = [n for n, _ in ex.list_experiments()]
+    assert names == ["fig2a", "fig2b", "full_rank", "retractions", "noise", "saddles",
+                     "asymmetric", "snn", "image", "headtohead"]
+    for exp in ex.EXPERIMENTS.values():
+        assert exp.description and exp.params
+        assert "max_iter" in [p.name for p in exp.params]
+
+
+def test_fig2a_wn_rgd_beats_gd_tail(tmp_path):
+    s = run("fig2a", tmp_path, kappas=[10], max_iter=3000)
+    check_files(s, tmp_path)
+    wn_err = result(s, "wn_rgd")["final_rel_error"]
+    gd_err = result(s, "gd")["final_rel_error"]
+    pre = result(s, "wn_rgd_precond")
+    assert wn_err < 1e-3 * gd_err, (wn_err, gd_err)
+    assert gd_err > 1e-8  # GD sits on its sublinear tail
+    assert "project addition" in pre["label"]
+    assert pre["final_rel_error"] < 1e-10
+    assert s["claim"]["holds"] is True
+    # table columns: iterations / seconds to 1e-4 and 1e-8
+    assert result(s, "wn_rgd")["iters_to_1e-08"] is not None
+    assert result(s, "gd")["iters_to_1e-08"] is None
+
+
+def test_fig2b_larger_rank_fewer_wn_rgd_iterations(tmp_path):
+    s = run("fig2b", tmp_path, d=20, m=300, ranks=[8, 16], max_iter=3000)
+    check_files(s, tmp_path)
+    it8 = result(s, "wn_rgd", "r=8")
+    it16 = result(s, "wn_rgd", "r=16")
+    hit8, hit16 = it8["final_rel_error"], it16["final_rel_error"]
+    assert hit8 < 1e-6 and hit16 < 1e-6
+    iters = s["claim"]["wn_rgd_iters_to_1e_6"]
+    assert iters["r=16"] < iters["r=8"]
+    # GD does not benefit: it reaches 1e-6 at neither rank
+    assert all(result(s, "gd", c)["final_rel_error"] > 1e-6 for c in ("r=8", "r=16"))
+
+
+def test_full_rank_converges_in_one_iteration(tmp_path):
+    s = run("full_rank", tmp_path, ds=[8, 12])
+    check_files(s, tmp_path)
+    for cfg in ("d=8", "d=12"):
+        r = result(s, "wn_rgd", cfg)
+        assert r["nit"] == 1 and r["stop_reason"] == "tol"
+        assert r["final_rel_error"] < 1e-12
+    assert s["claim"]["holds"] is True
+
+
+def test_retractions_nearly_identical(tmp_path):
+    s = run("retractions", tmp_path, d=20, m=300)
+    check_files(s, tmp_path)
+    for cfg in ("step=armijo", "step=0.5"):
+        its = [result(s, k, cfg)["nit"] for k in ("polar", "qr", "cayley")]
+        assert all(result(s, k, cfg)["stop_reason"] == "tol" for k in ("polar", "qr", "cayley"))
+        assert max(its) <= 1.10 * min(its), (cfg, its)
+
+
+def test_noise_settles_at_floor(tmp_path):
+    s = run("noise", tmp_path, d=12, m=250, true_rank=2, rank=4, sigmas=[0, 1e-3, 1e-2],
+            max_iter=1000)
+    rows = check_files(s, tmp_path)
+    start = [float(r["rel_error"]) for r in rows if r["iteration"] == "0"]
+    assert start and all(abs(e - 1.0) < 1e-12 for e in start)  # Theta_0 = 0: error 1 at start
+    assert result(s, "wn_rgd", "sigma=0")["final_rel_error"] < 1e-8
+    floors = s["predicted_floor"]
+    for cfg in ("sigma=0.001", "sigma=0.01"):
+        err = result(s, "wn_rgd", cfg)["final_rel_error"]
+        assert 0.2 * floors[cfg] <= err <= 5 * floors[cfg], (cfg, err, floors[cfg])
+        assert err < 0.1
+        assert s["claim"]["final_over_midway"][cfg] > 0.8  # flat: settled, not still improving
+    e3 = result(s, "wn_rgd", "sigma=0.001")["final_rel_error"]
+    e2 = result(s, "wn_rgd", "sigma=0.01")["final_rel_error"]
+    assert 3 < e2 / e3 < 30  # proportional to the noise level
+
+
+def test_saddles_visits_best_rank_l_errors(tmp_path):
+    s = run("saddles", tmp_path, d=20, rank=5, max_iter=3000)
+    check_files(s, tmp_path)
+    best = s["best_rank_errors"]
+    assert best[1] == pytest.approx(0.1, rel=1e-3) and best[2] == pytest.approx(0.01, rel=1e-2)
+    visits = s["claim"]["visits"]["wn_rgd"]
+    for l in ("1", "2"):
+        assert visits[l]["iterations_within_window"] >= 3, visits
+        assert visits[l]["closest_relative_gap"] < 0.02
+    assert visits["1"]["first_iteration"] < visits["2"]["first_iteration"]  # in order
+    assert s["claim"]["holds"] is True
+
+
+def test_asymmetric_error_grows_with_init_scale(tmp_path):
+    s = run("asymmetric", tmp_path, d1=12, d2=12, m=80, rank=12, alphas=[1e-1, 1e-2, 1e-3],
+            max_iter=3000)
+    rows = check_files(s, tmp_path)
+    assert any(r["imbalance"] for r in rows)
+    errs = [result(s, "gd", f"alpha={a:g}")["final_rel_error"] for a in (1e-3, 1e-2, 1e-1)]
+    assert errs[0] < errs[1] < errs[2], errs
+    assert s["claim"]["loglog_slope"]["gd"] > 0.3
+    for growth in s["claim"]["imbalance_growth_relative"].values():
+        assert max(growth) < 0.01
+
+
+def test_snn_generalizes_where_gd_on_x_does_not(tmp_path):
+    s = run("snn", tmp_path, max_iter=5000, max_iter_x=5000)
+    check_files(s, tmp_path)
+    gd_x = result(s, "gd_x")["final_rel_error"]
+    assert gd_x > 0.3  # the min-norm interpolant does not generalize
+    assert result(s, "gd_x")["final_residual"] < 1e-8  # ... although it fits the data
+    require_methods(s, "snn")
+    snn = result(s, "snn")["final_rel_error"]
+    assert snn < 0.1 and snn < gd_x
+    assert s["claim"]["holds"] is True
+
+
+def test_missing_method_is_skipped_gracefully(tmp_path, monkeypatch, capsys):
+    from wnsense_native import solvers
+
+    monkeypatch.delitem(solvers.NATIVE_METHODS, "snn", raising=False)
+    s = run_experiment("snn", out=tmp_path, plot=False, verbose=True, n_threads=1,
+                       max_iter=50, max_iter_x=50)
+    out = capsys.readouterr().out
+    assert "not available in this build" in out
+    assert set(s["unavailable"]) == {"snn", "snn_general"}
+    assert s["claim"]["holds"] is None
+    assert {r["method"] for r in s["results"] if not r["available"]} == {"snn", "snn_general"}
+    check_files(s, tmp_path, plot=False)
+
+
+@pytest.mark.skipif(not HAVE_SKIMAGE, reason="scikit-image not installed")
+def test_image_recovery(tmp_path):
+    s = run("image", tmp_path, size=24, true_rank=3, extra_rank=0, max_iter=2000)
+    check_files(s, tmp_path)
+    assert result(s, "gd")["final_rel_error"] < 1e-4
+    assert 0 < s["truncation_rel_error"] < 0.5
+    assert s["claim"]["holds"] is True
+
+
+def test_image_without_scikit_image(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "skimage", None)  # import skimage -> ImportError
+    with pytest.raises(ExperimentError, match="pip install scikit-image"):
+        run_experiment("image", out=tmp_path, plot=False, verbose=False)
+
+
+def test_headtohead(tmp_path):
+    s = run("headtohead", tmp_path, d=20, true_rank=2, kappas=[1, 10], max_iter=3000)
+    check_files(s, tmp_path)
+    # always present: WN-RGD (plain / preconditioned) and GD
+    for key in ("wn_rgd", "wn_rgd_precond", "gd"):
+        assert result(s, key, "kappa=1,r=2")["available"]
+    pre = [result(s, "wn_rgd_precond", f"kappa={k},r=4")["iters_to_1e-10"] for k in (1, 10)]
+    assert all(p is not None for p in pre)
+    assert result(s, "gd", "kappa=10,r=2")["iters_to_1e-10"] is not None  # exact rank: linear
+    require_methods(s, "precgd", "scaledgd")
+    checks = s["claim"]["checks"]
+    assert checks["precgd_kappa_insensitive"] and checks["scaledgd_kappa_insensitive"]
+    assert s["claim"]["holds"] is True
+
+
+def test_progress_and_printing(tmp_path, capsys):
+    pytest.importorskip("tqdm")
+    run_experiment("full_rank", out=tmp_path, plot=False, verbose=True, progress=True,
+                   ds=[6], n_threads=1)
+    out = capsys.readouterr().out
+    assert "Claim:" in out and "wrote" in out
+
+
+def test_plot_without_matplotlib(tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    s = run_experiment("full_rank", out=tmp_path, plot=True, verbose=True, ds=[6])
+    out = capsys.readouterr().out
+    assert "pip install wnsense_native[plots]" in out
+    assert s["files"]["plot"] is None and not list(tmp_path.glob("*.png"))
+    check_files(s, tmp_path, plot=False)
+
+
+def test_seed_reproducible(tmp_path):
+    a = run_experiment("fig2a", out=tmp_path / "a", plot=False, verbose=False, kappas=[5],
+                       max_iter=200, seed=3)
+    b = run_experiment("fig2a", out=tmp_path / "b", plot=False, verbose=False, kappas=[5],
+                       max_iter=200, seed=3)
+    c = run_experiment("fig2a", out=tmp_path / "c", plot=False, verbose=False, kappas=[5],
+                       max_iter=200, seed=4)
+    err = lambda s: [r["final_rel_error"] for r in s["results"]]  # noqa: E731
+    assert err(a) == err(b)
+    assert err(a) != err(c)
+
+
+@pytest.mark.parametrize("params, match", [
+    (dict(d=-1), "--d must be >= 1"),
+    (dict(kappas=[]), "at least one value"),
+    (dict(kappas=[0.5]), "--kappas must be >= 1"),
+    (dict(rank=50), "search rank 50 must be <= --d"),
+    (dict(bogus=1), "no parameter"),
+])
+def test_bad_parameters(tmp_path, params, match):
+    with pytest.raises(ExperimentError, match=match):
+        run_experiment("fig2a", out=tmp_path, plot=False, verbose=False, **params)
+
+
+def test_unknown_experiment_and_bad_seed(tmp_path):
+    with pytest.raises(ExperimentError, match="unknown experiment"):
+        run_experiment("fig9", out=tmp_path)
+    with pytest.raises(ExperimentError, match="seed"):
+        run_experiment("fig2a", out=tmp_path, seed=-1)
+
+
+def test_full_defaults_are_the_paper_sizes():
+    p = ex.resolve_params(ex.EXPERIMENTS["fig2b"], full=True)
+    assert (p["d"], p["m"], p["ranks"], p["dtype"], p["packed"]) == \
+        (300, 50000, (50, 75, 100), "float32", True)
+    p = ex.resolve_params(ex.EXPERIMENTS["headtohead"], full=True)
+    assert (p["d"], p["true_rank"], p["m_factor"]) == (200, 10, 5.0)
+    # explicit values win over --full defaults
+    assert ex.resolve_params(ex.EXPERIMENTS["fig2b"], full=True, d=50)["d"] == 50
+
+
+def test_thin_indices():
+    from wnsense_native.experiments._base import thin_indices
+
+    idx = thin_indices(100000, 2000)
+    assert idx[0] == 0 and idx[-1] == 99999 and len(idx) <= 2002
+    assert np.all(np.diff(idx) > 0)
+    assert list(thin_indices(10, 2000)) == list(range(10))
