@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..solvers._method import Method
 from ..solvers._problem import sym
-from ..solvers.column_wn import column_wn_start
-from ..solvers.diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics
+from ..solvers.column_wn import ColumnWNSetup
 
 
 def factor(W, g):
@@ -24,25 +22,14 @@ def factor(W, g):
     return W * (g / np.linalg.norm(W, axis=0))
 
 
-class ColumnWN(Method):
-    """Column-wise weight-normalized GD (reference). Option ``init_scale``. Records
+class ColumnWN(ColumnWNSetup):
+    """Column-wise weight-normalized GD (reference). Options and start as the native method
+    (:class:`~wnsense_native.solvers.column_wn.ColumnWNSetup`): ``init_scale``. Records
     ``min_column_norm``."""
 
-    name = "column_wn"
-    OPTIONS = {"init_scale": 1e-3, **DIAGNOSTIC_OPTIONS}
-
-    @classmethod
-    def factor_shapes(cls, problem, rank):
-        return {"W": (problem.d1, rank), "g": (rank,)}
-
-    def __init__(self, problem, rank, gen, init, step_rule, *, init_scale, diagnostics=(),
-                 hessian_every=1):
-        self.problem, self.step_rule = problem, step_rule
-        self.diagnostics = make_diagnostics(diagnostics, hessian_every,
-                                            self.factor_shapes(problem, rank))
-        f = column_wn_start(problem, rank, gen, init, init_scale)
-        self.step_size = 0.0
-        self._adopt(f["W"], f["g"], self._residual(f["W"], f["g"]))
+    def _begin(self, start):
+        W, g = start["W"], start["g"]
+        self._adopt(W, g, self._residual(W, g))
 
     def _residual(self, W, g):
         Y = factor(W, g)

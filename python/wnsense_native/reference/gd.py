@@ -14,36 +14,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_float
-from ..solvers._init import small_gaussian, user_factors
-from ..solvers._method import Method
 from ..solvers._problem import sym
-from ..solvers.diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics
+from ..solvers.gd import AsymmetricGDSetup, SymmetricGDSetup
 
 
-class SymmetricGD(Method):
-    """Burer-Monteiro GD on ``Z = Y Y^T`` (reference). Option ``init_scale`` (alpha), and the
+class SymmetricGD(SymmetricGDSetup):
+    """Burer-Monteiro GD on ``Z = Y Y^T`` (reference). Options and start as the native method
+    (:class:`~wnsense_native.solvers.gd.SymmetricGDSetup`): ``init_scale`` (alpha), and the
     shared ``diagnostics`` / ``hessian_every``."""
 
-    name = "gd"
-    OPTIONS = {"init_scale": 1e-3, **DIAGNOSTIC_OPTIONS}
-
-    @classmethod
-    def factor_shapes(cls, problem, rank):
-        return {"Y": (problem.d1, rank)}
-
-    def __init__(self, problem, rank, gen, init, step_rule, *, init_scale, diagnostics=(),
-                 hessian_every=1):
-        self.problem, self.step_rule = problem, step_rule
-        self.diagnostics = make_diagnostics(diagnostics, hessian_every,
-                                            self.factor_shapes(problem, rank))
-        if init is None:
-            alpha = check_float("init_scale", init_scale, minimum=0.0, strict_minimum=True)
-            Y = small_gaussian(gen, (problem.d1, rank), alpha, problem.d1)
-        else:
-            Y = user_factors(init, self.factor_shapes(problem, rank))["Y"]
-        self.step_size = 0.0
-        self._adopt(Y, problem.residual(Y, Y))
+    def _begin(self, start):
+        Y = start["Y"]
+        self._adopt(Y, self.problem.residual(Y, Y))
 
     def _adopt(self, Y, residual):
         _, sumsq, Astar_r = residual
@@ -73,31 +55,14 @@ class SymmetricGD(Method):
         return ok
 
 
-class AsymmetricGD(Method):
-    """Factorized GD on ``Z = U V^T`` (reference). Options ``init_scale`` (alpha) and
+class AsymmetricGD(AsymmetricGDSetup):
+    """Factorized GD on ``Z = U V^T`` (reference). Options and start as the native method
+    (:class:`~wnsense_native.solvers.gd.AsymmetricGDSetup`): ``init_scale`` (alpha) and
     ``imbalanced`` (V_0 at alpha/3). Records ``imbalance = ||U^T U - V^T V||_F``."""
 
-    name = "gd"
-    OPTIONS = {"init_scale": 1e-3, "imbalanced": False, **DIAGNOSTIC_OPTIONS}
-
-    @classmethod
-    def factor_shapes(cls, problem, rank):
-        return {"U": (problem.d1, rank), "V": (problem.d2, rank)}
-
-    def __init__(self, problem, rank, gen, init, step_rule, *, init_scale, imbalanced,
-                 diagnostics=(), hessian_every=1):
-        self.problem, self.step_rule = problem, step_rule
-        self.diagnostics = make_diagnostics(diagnostics, hessian_every,
-                                            self.factor_shapes(problem, rank))
-        if init is None:
-            alpha = check_float("init_scale", init_scale, minimum=0.0, strict_minimum=True)
-            U = small_gaussian(gen, (problem.d1, rank), alpha, rank)
-            V = small_gaussian(gen, (problem.d2, rank), alpha / 3 if imbalanced else alpha, rank)
-        else:
-            f = user_factors(init, self.factor_shapes(problem, rank))
-            U, V = f["U"], f["V"]
-        self.step_size = 0.0
-        self._adopt(U, V, problem.residual(U, V))
+    def _begin(self, start):
+        U, V = start["U"], start["V"]
+        self._adopt(U, V, self.problem.residual(U, V))
 
     def _adopt(self, U, V, residual):
         _, sumsq, E = residual

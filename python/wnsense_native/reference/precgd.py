@@ -17,26 +17,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_float
-from ..solvers._init import small_gaussian, user_factors
 from ..solvers._method import Method
 from ..solvers._problem import sym
-from ..solvers.diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics
-from ..solvers.precgd import DEFAULT_DAMPING, STEP_HINT
+from ..solvers.precgd import (STEP_HINT, RectangularPrecGDSetup, RectangularScaledGDSetup,
+                              SymmetricPrecGDSetup, SymmetricScaledGDSetup)
 
 
 class _PreconditionedGD(Method):
     """The shared iteration: every factor ``F`` steps along ``grad_F (P^T P + lambda I)^{-1}``
-    with ``P`` its partner factor. Model subclasses give the start, the model and the gradients;
-    damping subclasses give ``lambda``."""
+    with ``P`` its partner factor. Model subclasses give the model and the gradients; damping
+    subclasses give ``lambda``; the setup classes of
+    :mod:`wnsense_native.solvers.precgd` give the options and the start."""
 
     PARTNER: dict = {}
 
-    def _setup(self, problem, step_rule, factors, diagnostics, hessian_every, rank):
-        self.problem, self.step_rule = problem, step_rule
-        self.diagnostics = make_diagnostics(diagnostics, hessian_every,
-                                            self.factor_shapes(problem, rank))
-        self.step_size = 0.0
+    def _begin(self, factors):
         self._adopt(factors, self._residual(factors))
 
     def _adopt(self, factors, residual):
@@ -76,16 +71,6 @@ class _PreconditionedGD(Method):
 class _Symmetric(_PreconditionedGD):
     PARTNER = {"Y": "Y"}
 
-    @classmethod
-    def factor_shapes(cls, problem, rank):
-        return {"Y": (problem.d1, rank)}
-
-    def _start(self, problem, rank, gen, init, init_scale):
-        if init is not None:
-            return user_factors(init, self.factor_shapes(problem, rank))
-        alpha = check_float("init_scale", init_scale, minimum=0.0, strict_minimum=True)
-        return {"Y": small_gaussian(gen, (problem.d1, rank), alpha, problem.d1)}
-
     def _residual(self, f):
         return self.problem.residual(f["Y"], f["Y"])
 
@@ -99,18 +84,6 @@ class _Symmetric(_PreconditionedGD):
 
 class _Rectangular(_PreconditionedGD):
     PARTNER = {"U": "V", "V": "U"}
-
-    @classmethod
-    def factor_shapes(cls, problem, rank):
-        return {"U": (problem.d1, rank), "V": (problem.d2, rank)}
-
-    def _start(self, problem, rank, gen, init, init_scale, imbalanced):
-        if init is not None:
-            return user_factors(init, self.factor_shapes(problem, rank))
-        alpha = check_float("init_scale", init_scale, minimum=0.0, strict_minimum=True)
-        U = small_gaussian(gen, (problem.d1, rank), alpha, rank)
-        V = small_gaussian(gen, (problem.d2, rank), alpha / 3 if imbalanced else alpha, rank)
-        return {"U": U, "V": V}
 
     def _residual(self, f):
         return self.problem.residual(f["U"], f["V"])
@@ -128,70 +101,33 @@ class _Rectangular(_PreconditionedGD):
 
 
 class _PrecGDDamping:
-    name = "precgd"
-
-    def _set_damping(self, damping_scale):
-        self.damping_scale = check_float("damping_scale", damping_scale, minimum=0.0,
-                                         strict_minimum=True)
-
     def damping(self):
         return self.damping_scale * float(np.sqrt(self.loss))    # lambda_t = c sqrt(f(Y_t))
 
 
 class _ScaledGDDamping:
-    name = "scaledgd"
-
-    def _set_damping(self, damping, problem):
-        if damping is None:
-            self.lam = DEFAULT_DAMPING * (problem.y_norm if problem.y_norm > 0 else 1.0)
-        else:
-            self.lam = check_float("damping", damping, minimum=0.0, strict_minimum=True)
-
     def damping(self):
-        return self.lam
+        return self.lam                                          # fixed lambda
 
 
-class SymmetricPrecGD(_PrecGDDamping, _Symmetric):
-    OPTIONS = {"init_scale": 1e-3, "damping_scale": 1.0, **DIAGNOSTIC_OPTIONS}
-
-    def __init__(self, problem, rank, gen, init, step_rule, *, init_scale, damping_scale,
-                 diagnostics=(), hessian_every=1):
-        self._set_damping(damping_scale)
-        self._setup(problem, step_rule, self._start(problem, rank, gen, init, init_scale),
-                    diagnostics, hessian_every, rank)
+class SymmetricPrecGD(SymmetricPrecGDSetup, _PrecGDDamping, _Symmetric):
+    """PrecGD on ``Z = Y Y^T`` (reference); options and start:
+    :class:`~wnsense_native.solvers.precgd.SymmetricPrecGDSetup`."""
 
 
-class RectangularPrecGD(_PrecGDDamping, _Rectangular):
-    OPTIONS = {"init_scale": 1e-3, "imbalanced": False, "damping_scale": 1.0,
-               **DIAGNOSTIC_OPTIONS}
-
-    def __init__(self, problem, rank, gen, init, step_rule, *, init_scale, imbalanced,
-                 damping_scale, diagnostics=(), hessian_every=1):
-        self._set_damping(damping_scale)
-        self._setup(problem, step_rule,
-                    self._start(problem, rank, gen, init, init_scale, imbalanced),
-                    diagnostics, hessian_every, rank)
+class RectangularPrecGD(RectangularPrecGDSetup, _PrecGDDamping, _Rectangular):
+    """PrecGD on ``Z = U V^T`` (reference); options and start:
+    :class:`~wnsense_native.solvers.precgd.RectangularPrecGDSetup`."""
 
 
-class SymmetricScaledGD(_ScaledGDDamping, _Symmetric):
-    OPTIONS = {"init_scale": 1e-3, "damping": None, **DIAGNOSTIC_OPTIONS}
-
-    def __init__(self, problem, rank, gen, init, step_rule, *, init_scale, damping,
-                 diagnostics=(), hessian_every=1):
-        self._set_damping(damping, problem)
-        self._setup(problem, step_rule, self._start(problem, rank, gen, init, init_scale),
-                    diagnostics, hessian_every, rank)
+class SymmetricScaledGD(SymmetricScaledGDSetup, _ScaledGDDamping, _Symmetric):
+    """ScaledGD(lambda) on ``Z = Y Y^T`` (reference); options and start:
+    :class:`~wnsense_native.solvers.precgd.SymmetricScaledGDSetup`."""
 
 
-class RectangularScaledGD(_ScaledGDDamping, _Rectangular):
-    OPTIONS = {"init_scale": 1e-3, "imbalanced": False, "damping": None, **DIAGNOSTIC_OPTIONS}
-
-    def __init__(self, problem, rank, gen, init, step_rule, *, init_scale, imbalanced, damping,
-                 diagnostics=(), hessian_every=1):
-        self._set_damping(damping, problem)
-        self._setup(problem, step_rule,
-                    self._start(problem, rank, gen, init, init_scale, imbalanced),
-                    diagnostics, hessian_every, rank)
+class RectangularScaledGD(RectangularScaledGDSetup, _ScaledGDDamping, _Rectangular):
+    """ScaledGD(lambda) on ``Z = U V^T`` (reference); options and start:
+    :class:`~wnsense_native.solvers.precgd.RectangularScaledGDSetup`."""
 
 
 def precgd_for(symmetric: bool):

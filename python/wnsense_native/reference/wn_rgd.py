@@ -16,14 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_choice, check_float
-from ..solvers._init import stiefel_start, user_factors
-from ..solvers._method import Method
 from ..solvers._problem import sym
 from ..solvers._steps import magnitude_search
-from ..solvers.diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics
-
-RETRACTIONS = {"polar", "qr", "cayley"}
+from ..solvers.wn_rgd import WNRGDSetup
 
 
 # -- the Stiefel manifold, in numpy -----------------------------------------------------------
@@ -66,37 +61,15 @@ def cayley_retraction(X, Gt, eta):
 _RETRACT = {"polar": polar_retraction, "qr": qr_retraction, "cayley": cayley_retraction}
 
 
-class WNRGD(Method):
-    """Symmetric WN-RGD (reference). Options as the native method: ``retraction``, ``mu``,
+class WNRGD(WNRGDSetup):
+    """Symmetric WN-RGD (reference). Options and start as the native method
+    (:class:`~wnsense_native.solvers.wn_rgd.WNRGDSetup`): ``retraction``, ``mu``,
     ``preconditioned`` (project addition, not from the paper), ``theta0``, and the shared
-    ``diagnostics`` / ``hessian_every`` (:mod:`wnsense_native.solvers.diagnostics`)."""
+    ``diagnostics`` / ``hessian_every``; ``X_0`` uniform on St(d, r), ``Theta_0 = theta0 I``
+    (0 by default): not a small init."""
 
-    name = "wn_rgd"
-    OPTIONS = {"retraction": "polar", "mu": 2.0, "preconditioned": False, "theta0": 0.0,
-               **DIAGNOSTIC_OPTIONS}
-
-    @classmethod
-    def factor_shapes(cls, problem, rank):
-        return {"X": (problem.d1, rank), "Theta": (rank, rank)}
-
-    def __init__(self, problem, rank, gen, init, step_rule, *, retraction, mu, preconditioned,
-                 theta0, diagnostics=(), hessian_every=1):
-        self.problem, self.step_rule = problem, step_rule
-        self.diagnostics = make_diagnostics(diagnostics, hessian_every,
-                                            self.factor_shapes(problem, rank))
-        self.retraction = check_choice("retraction", retraction, RETRACTIONS)
-        self.mu = check_float("mu", mu, minimum=0.0, strict_minimum=True)
-        self.preconditioned = bool(preconditioned)
-        if init is None:
-            # X_0 uniform on St(d, r), Theta_0 = theta0 * I (0 by default): not a small init
-            X = stiefel_start(gen, problem.d1, rank)
-            Theta = check_float("theta0", theta0, minimum=-2.0, maximum=2.0) * np.eye(rank)
-        else:
-            f = user_factors(init, self.factor_shapes(problem, rank))
-            X, Theta = f["X"], sym(f["Theta"])
-            if np.abs(X.T @ X - np.eye(rank)).max() > 1e-8:
-                raise ValueError("init['X'] must have orthonormal columns (X^T X = I)")
-        self.step_size = 0.0
+    def _begin(self, start):
+        X, Theta = start["X"], start["Theta"]
         self._adopt(X, Theta, self._residual(X, Theta))
 
     # -- the model and its gradients ---------------------------------------------------------

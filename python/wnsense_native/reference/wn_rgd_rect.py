@@ -16,49 +16,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_choice, check_float
-from ..solvers._init import stiefel_start, user_factors
-from ..solvers._method import Method
 from ..solvers._steps import magnitude_search
-from ..solvers.diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics
-from .wn_rgd import RETRACTIONS, WNRGD, cayley_retraction, polar_retraction, qr_retraction
+from ..solvers.wn_rgd_rect import RectangularWNRGDSetup
+from .wn_rgd import WNRGD, cayley_retraction, polar_retraction, qr_retraction
 from .wn_rgd import tangent_projection
 
 _RETRACT = {"polar": polar_retraction, "qr": qr_retraction}
 
 
-class RectangularWNRGD(Method):
-    """Rectangular WN-RGD (reference). Options: ``retraction``, ``mu`` (1.0),
-    ``preconditioned``, ``theta0``."""
+class RectangularWNRGD(RectangularWNRGDSetup):
+    """Rectangular WN-RGD (reference). Options and start as the native method
+    (:class:`~wnsense_native.solvers.wn_rgd_rect.RectangularWNRGDSetup`): ``retraction``,
+    ``mu`` (1.0), ``preconditioned``, ``theta0``; ``X_L``, then ``X_R``, uniform on their
+    Stiefel manifolds, ``Theta_0 = theta0 I``."""
 
-    name = "wn_rgd"
-    OPTIONS = {"retraction": "polar", "mu": 1.0, "preconditioned": False, "theta0": 0.0,
-               **DIAGNOSTIC_OPTIONS}
-
-    @classmethod
-    def factor_shapes(cls, problem, rank):
-        return {"X_L": (problem.d1, rank), "Theta": (rank, rank), "X_R": (problem.d2, rank)}
-
-    def __init__(self, problem, rank, gen, init, step_rule, *, retraction, mu, preconditioned,
-                 theta0, diagnostics=(), hessian_every=1):
-        self.problem, self.step_rule = problem, step_rule
-        self.retraction = check_choice("retraction", retraction, RETRACTIONS)
-        self.mu = check_float("mu", mu, minimum=0.0, strict_minimum=True)
-        self.preconditioned = bool(preconditioned)
-        self.diagnostics = make_diagnostics(diagnostics, hessian_every,
-                                            self.factor_shapes(problem, rank))
-        if init is None:
-            # X_L, then X_R, uniform on their Stiefel manifolds; Theta_0 = theta0 I
-            XL = stiefel_start(gen, problem.d1, rank)
-            XR = stiefel_start(gen, problem.d2, rank)
-            Theta = check_float("theta0", theta0, minimum=-2.0, maximum=2.0) * np.eye(rank)
-        else:
-            f = user_factors(init, self.factor_shapes(problem, rank))
-            XL, Theta, XR = f["X_L"], f["Theta"], f["X_R"]
-            for k, X in (("X_L", XL), ("X_R", XR)):
-                if np.abs(X.T @ X - np.eye(rank)).max() > 1e-8:
-                    raise ValueError(f"init[{k!r}] must have orthonormal columns (X^T X = I)")
-        self.step_size = 0.0
+    def _begin(self, start):
+        XL, Theta, XR = start["X_L"], start["Theta"], start["X_R"]
         self._adopt(XL, Theta, XR, self._residual(XL, Theta, XR))
 
     def _residual(self, XL, Theta, XR):

@@ -7,6 +7,13 @@ import numpy as np
 class Method:
     """One iterative method on one :class:`~._problem.Problem`.
 
+    Construction is shared by every method and both backends: :meth:`_setup` validates the
+    method options and returns the starting factors (drawn from ``gen``, or the validated warm
+    start ``init``), then :meth:`_begin` evaluates the first residual and adopts the iterate.
+    Each method has one setup class (options, ``factor_shapes``, :meth:`_setup`) in its native
+    module, which the native and the reference classes both inherit; they implement the
+    iteration (:meth:`_begin`, :meth:`step`, :meth:`x`, ``factors``, gradients).
+
     A subclass sets, after ``__init__`` and after every :meth:`step`: ``factors`` (dict of
     arrays), ``loss``, ``sumsq`` (``||A(Z) - y||^2``), ``grad_norm`` and ``step_size`` (the last
     step taken). Arrays are rebound, never modified in place, so :meth:`snapshot` is a cheap
@@ -16,8 +23,24 @@ class Method:
     name = ""
     OPTIONS: dict = {}
 
+    def __init__(self, problem, rank, gen, init, step_rule, **options):
+        self.problem, self.step_rule = problem, step_rule
+        self.step_size = 0.0
+        start = self._setup(problem, rank, gen, init, **options)
+        self._begin(start)
+
     @classmethod
     def factor_shapes(cls, problem, rank) -> dict:
+        raise NotImplementedError
+
+    def _setup(self, problem, rank, gen, init, **options) -> dict:
+        """Validate ``options`` (keeping them as attributes, e.g. ``self.diagnostics``) and
+        return the starting factors (name -> array): drawn from ``gen`` when ``init`` is None,
+        else the validated warm start."""
+        raise NotImplementedError
+
+    def _begin(self, start: dict) -> None:
+        """Evaluate the residual at the starting factors and adopt them as the iterate."""
         raise NotImplementedError
 
     def x(self) -> np.ndarray:

@@ -21,49 +21,37 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import as_matrix, as_vector, check_float
 from ._init import small_gaussian
-from .diagnostics import DIAGNOSTIC_OPTIONS, ColumnNormalized, make_diagnostics
-from .gd import _FactorizedGD
+from .diagnostics import ColumnNormalized
+from .gd import FactorizedSetup, _FactorizedGD
 
 
-def column_wn_start(problem, rank, gen, init, init_scale) -> dict:
-    """``{"W": W_0, "g": g_0}``: the random start described in the module docstring (drawn from
-    ``gen`` exactly like factorized GD's), or the validated warm start ``init``."""
-    d = problem.d1
-    if init is None:
-        alpha = check_float("init_scale", init_scale, minimum=0.0, strict_minimum=True)
-        W = small_gaussian(gen, (d, rank), 1.0, d)
-        return {"W": W, "g": alpha * np.sqrt(np.sum(W * W, axis=0))}
-    if not isinstance(init, dict):
-        raise TypeError("init must be None or a dict of starting factors, "
-                        f"got {type(init).__name__}")
-    if set(init) != {"W", "g"}:
-        raise ValueError(f"init must have the keys ['W', 'g'], got {sorted(init)}")
-    W = as_matrix("init['W']", init["W"], (d, rank)).copy()
-    g = as_vector("init['g']", init["g"], rank).copy()
-    if np.any(np.sum(W * W, axis=0) == 0):
-        raise ValueError("init['W'] must not have a zero column")
-    return {"W": W, "g": g}
-
-
-class ColumnWN(_FactorizedGD):
-    """Column-wise weight-normalized GD on ``Y = W diag(g / ||w||)``, ``Z = Y Y^T``. Option
-    ``init_scale`` (default 1e-3). Records ``min_column_norm = min_j ||w_j||``."""
+class ColumnWNSetup(FactorizedSetup):
+    """Options and start of column-wise WN, shared with the reference method: ``init_scale``
+    (default 1e-3) and the shared ``diagnostics`` / ``hessian_every``; the start described in
+    the module docstring (drawn from ``gen`` exactly like factorized GD's), or a warm start
+    ``{"W": W0, "g": g0}`` whose ``W0`` has no zero column."""
 
     name = "column_wn"
-    OPTIONS = {"init_scale": 1e-3, **DIAGNOSTIC_OPTIONS}
 
     @classmethod
     def factor_shapes(cls, problem, rank):
         return {"W": (problem.d1, rank), "g": (rank,)}
 
-    def __init__(self, problem, rank, gen, init, step_rule, *, init_scale, diagnostics=(),
-                 hessian_every=1):
-        self.problem, self.step_rule = problem, step_rule
-        self.diagnostics = make_diagnostics(diagnostics, hessian_every,
-                                            self.factor_shapes(problem, rank))
-        self._start(column_wn_start(problem, rank, gen, init, init_scale))
+    def _draw(self, gen, problem, rank, alpha):
+        W = small_gaussian(gen, (problem.d1, rank), 1.0, problem.d1)
+        return {"W": W, "g": alpha * np.sqrt(np.sum(W * W, axis=0))}
+
+    def _warm_start(self, init, shapes):
+        start = super()._warm_start(init, shapes)
+        if np.any(np.sum(start["W"] * start["W"], axis=0) == 0):
+            raise ValueError("init['W'] must not have a zero column")
+        return start
+
+
+class ColumnWN(ColumnWNSetup, _FactorizedGD):
+    """Column-wise weight-normalized GD on ``Y = W diag(g / ||w||)``, ``Z = Y Y^T``. Option
+    ``init_scale`` (default 1e-3). Records ``min_column_norm = min_j ||w_j||``."""
 
     _model = staticmethod(ColumnNormalized.model)
     _gradients = staticmethod(ColumnNormalized.gradient)

@@ -15,20 +15,74 @@ import numpy as np
 
 from .._validation import check_float
 from ._init import small_gaussian, user_factors
-from .diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics
+from .diagnostics import (DIAGNOSTIC_OPTIONS, AsymmetricFactor, SymmetricFactor,
+                          make_diagnostics)
 from ._method import Method
-from ._problem import sym
 
+
+# -- options and starts, shared with the reference methods (and PrecGD, ScaledGD, column WN) ----
+
+class FactorizedSetup(Method):
+    """Options and start of the methods that begin at a small random start: ``init_scale``
+    (``alpha``, validated only for a random start) and the shared ``diagnostics`` /
+    ``hessian_every``. Subclasses draw the start (:meth:`_draw`, given ``alpha`` and their own
+    start options) and may validate a warm start further (:meth:`_warm_start`)."""
+
+    OPTIONS = {"init_scale": 1e-3, **DIAGNOSTIC_OPTIONS}
+
+    def _setup(self, problem, rank, gen, init, *, init_scale, diagnostics=(), hessian_every=1,
+               **start_options):
+        shapes = self.factor_shapes(problem, rank)
+        self.diagnostics = make_diagnostics(diagnostics, hessian_every, shapes)
+        if init is not None:
+            return self._warm_start(init, shapes)
+        alpha = check_float("init_scale", init_scale, minimum=0.0, strict_minimum=True)
+        return self._draw(gen, problem, rank, alpha, **start_options)
+
+    def _warm_start(self, init, shapes):
+        return user_factors(init, shapes)
+
+    def _draw(self, gen, problem, rank, alpha, **start_options) -> dict:
+        raise NotImplementedError
+
+
+class SymmetricGDSetup(FactorizedSetup):
+    """``Z = Y Y^T``: ``Y_0 = alpha N(0,1)^{d x r} / sqrt(d)``."""
+
+    name = "gd"
+
+    @classmethod
+    def factor_shapes(cls, problem, rank):
+        return {"Y": (problem.d1, rank)}
+
+    def _draw(self, gen, problem, rank, alpha):
+        return {"Y": small_gaussian(gen, (problem.d1, rank), alpha, problem.d1)}
+
+
+class AsymmetricGDSetup(FactorizedSetup):
+    """``Z = U V^T``: ``U_0, V_0 = alpha N(0,1) / sqrt(r)`` (``U_0`` drawn first); option
+    ``imbalanced``: ``V_0`` at ``alpha/3`` (the imbalanced init of Xiong et al.)."""
+
+    name = "gd"
+    OPTIONS = {"init_scale": 1e-3, "imbalanced": False, **DIAGNOSTIC_OPTIONS}
+
+    @classmethod
+    def factor_shapes(cls, problem, rank):
+        return {"U": (problem.d1, rank), "V": (problem.d2, rank)}
+
+    def _draw(self, gen, problem, rank, alpha, imbalanced):
+        U = small_gaussian(gen, (problem.d1, rank), alpha, rank)
+        V = small_gaussian(gen, (problem.d2, rank), alpha / 3 if imbalanced else alpha, rank)
+        return {"U": U, "V": V}
+
+
+# -- the native iteration ----------------------------------------------------------------------
 
 class _FactorizedGD(Method):
     """Shared loop of the factorized methods: subclasses define the model (``_model``), the
     gradient from ``A*(r)`` (``_gradients``) and the update (``_update``)."""
 
-    name = "gd"
-    OPTIONS = {"init_scale": 1e-3, **DIAGNOSTIC_OPTIONS}
-
-    def _start(self, factors):
-        self.step_size = 0.0
+    def _begin(self, factors):
         self._adopt(factors, *self.problem.residual(*self._model(factors)))
 
     def _adopt(self, factors, r, sumsq, G):
@@ -61,69 +115,25 @@ def _evaluate(method, factors):
     return method.problem.loss(res[1]), (factors, res)
 
 
-class SymmetricGD(_FactorizedGD):
+class SymmetricGD(SymmetricGDSetup, _FactorizedGD):
     """Burer-Monteiro GD on ``Z = Y Y^T``. Option ``init_scale`` (alpha, default 1e-3)."""
 
-    @classmethod
-    def factor_shapes(cls, problem, rank):
-        return {"Y": (problem.d1, rank)}
-
-    def __init__(self, problem, rank, gen, init, step_rule, *, init_scale, diagnostics=(),
-                 hessian_every=1):
-        self.problem, self.step_rule = problem, step_rule
-        self.diagnostics = make_diagnostics(diagnostics, hessian_every,
-                                            self.factor_shapes(problem, rank))
-        if init is None:
-            alpha = check_float("init_scale", init_scale, minimum=0.0, strict_minimum=True)
-            factors = {"Y": small_gaussian(gen, (problem.d1, rank), alpha, problem.d1)}
-        else:
-            factors = user_factors(init, self.factor_shapes(problem, rank))
-        self._start(factors)
-
-    @staticmethod
-    def _model(f):
-        return f["Y"], f["Y"]
-
-    @staticmethod
-    def _gradients(f, G):
-        return {"Y": sym(G) @ f["Y"]}
+    # Z = Y Y^T and grad_Y f = S Y: the parameterization the diagnostics use
+    _model = staticmethod(SymmetricFactor.model)
+    _gradients = staticmethod(SymmetricFactor.gradient)
 
     def x(self):
         return self.fac["Y"] @ self.fac["Y"].T
 
 
-class AsymmetricGD(_FactorizedGD):
+class AsymmetricGD(AsymmetricGDSetup, _FactorizedGD):
     """Factorized GD on ``Z = U V^T`` (rectangular operators). Options ``init_scale`` (alpha) and
     ``imbalanced`` (start V at alpha/3, the imbalanced init of Xiong et al.). Records the
     imbalance ``||U^T U - V^T V||_F`` in the history."""
 
-    OPTIONS = {"init_scale": 1e-3, "imbalanced": False, **DIAGNOSTIC_OPTIONS}
-
-    @classmethod
-    def factor_shapes(cls, problem, rank):
-        return {"U": (problem.d1, rank), "V": (problem.d2, rank)}
-
-    def __init__(self, problem, rank, gen, init, step_rule, *, init_scale, imbalanced,
-                 diagnostics=(), hessian_every=1):
-        self.problem, self.step_rule = problem, step_rule
-        self.diagnostics = make_diagnostics(diagnostics, hessian_every,
-                                            self.factor_shapes(problem, rank))
-        if init is None:
-            alpha = check_float("init_scale", init_scale, minimum=0.0, strict_minimum=True)
-            U = small_gaussian(gen, (problem.d1, rank), alpha, rank)
-            V = small_gaussian(gen, (problem.d2, rank), alpha / 3 if imbalanced else alpha, rank)
-            factors = {"U": U, "V": V}
-        else:
-            factors = user_factors(init, self.factor_shapes(problem, rank))
-        self._start(factors)
-
-    @staticmethod
-    def _model(f):
-        return f["U"], f["V"]
-
-    @staticmethod
-    def _gradients(f, E):
-        return {"U": E @ f["V"], "V": E.T @ f["U"]}
+    # Z = U V^T, grad_U f = E V, grad_V f = E^T U: the parameterization the diagnostics use
+    _model = staticmethod(AsymmetricFactor.model)
+    _gradients = staticmethod(AsymmetricFactor.gradient)
 
     def x(self):
         return self.fac["U"] @ self.fac["V"].T

@@ -40,13 +40,62 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_float
-from .gd import AsymmetricGD, SymmetricGD, _evaluate
+from .gd import AsymmetricGD, AsymmetricGDSetup, SymmetricGD, SymmetricGDSetup, _evaluate
 
 # first trial of the Armijo rule: both factors move, so the full Gauss-Newton step is halved
 STEP_HINT = 0.5
 # ScaledGD(lambda)'s default damping, relative to ||y|| (see the module docstring)
 DEFAULT_DAMPING = 1e-10
 
+
+# -- options and starts, shared with the reference methods ---------------------------------------
+
+class _PrecGDSetup:
+    """Mixin over a factorized-GD setup class: validates ``damping_scale`` (then the model's own
+    options and start)."""
+
+    name = "precgd"
+
+    def _setup(self, problem, rank, gen, init, *, damping_scale, **options):
+        self.damping_scale = check_float("damping_scale", damping_scale, minimum=0.0,
+                                         strict_minimum=True)
+        return super()._setup(problem, rank, gen, init, **options)
+
+
+class _ScaledGDSetup:
+    """Mixin over a factorized-GD setup class: ``damping`` -> the fixed ``self.lam`` (default
+    :func:`default_damping`)."""
+
+    name = "scaledgd"
+
+    def _setup(self, problem, rank, gen, init, *, damping, **options):
+        self.lam = default_damping(problem) if damping is None else check_float(
+            "damping", damping, minimum=0.0, strict_minimum=True)
+        return super()._setup(problem, rank, gen, init, **options)
+
+
+def default_damping(problem) -> float:
+    """ScaledGD(lambda)'s default ``lambda = 1e-10 ||y||`` (``1e-10`` when ``y = 0``)."""
+    return DEFAULT_DAMPING * (problem.y_norm if problem.y_norm > 0 else 1.0)
+
+
+class SymmetricPrecGDSetup(_PrecGDSetup, SymmetricGDSetup):
+    OPTIONS = {**SymmetricGDSetup.OPTIONS, "damping_scale": 1.0}
+
+
+class RectangularPrecGDSetup(_PrecGDSetup, AsymmetricGDSetup):
+    OPTIONS = {**AsymmetricGDSetup.OPTIONS, "damping_scale": 1.0}
+
+
+class SymmetricScaledGDSetup(_ScaledGDSetup, SymmetricGDSetup):
+    OPTIONS = {**SymmetricGDSetup.OPTIONS, "damping": None}
+
+
+class RectangularScaledGDSetup(_ScaledGDSetup, AsymmetricGDSetup):
+    OPTIONS = {**AsymmetricGDSetup.OPTIONS, "damping": None}
+
+
+# -- the native iteration ----------------------------------------------------------------------
 
 class _Preconditioned:
     """Mixin over a factorized-GD model class (:class:`~.gd.SymmetricGD` or
@@ -88,13 +137,6 @@ class _Preconditioned:
 class _PrecGD(_Preconditioned):
     """``lambda_t = damping_scale * sqrt(f(Y_t))``."""
 
-    name = "precgd"
-
-    def __init__(self, problem, rank, gen, init, step_rule, *, damping_scale, **options):
-        self.damping_scale = check_float("damping_scale", damping_scale, minimum=0.0,
-                                         strict_minimum=True)
-        super().__init__(problem, rank, gen, init, step_rule, **options)
-
     def damping(self):
         return self.damping_scale * float(np.sqrt(self.loss))
 
@@ -102,44 +144,24 @@ class _PrecGD(_Preconditioned):
 class _ScaledGD(_Preconditioned):
     """Fixed ``lambda = damping`` (default ``1e-10 ||y||``)."""
 
-    name = "scaledgd"
-
-    def __init__(self, problem, rank, gen, init, step_rule, *, damping, **options):
-        self.lam = default_damping(problem) if damping is None else check_float(
-            "damping", damping, minimum=0.0, strict_minimum=True)
-        super().__init__(problem, rank, gen, init, step_rule, **options)
-
     def damping(self):
         return self.lam
 
 
-def default_damping(problem) -> float:
-    """ScaledGD(lambda)'s default ``lambda = 1e-10 ||y||`` (``1e-10`` when ``y = 0``)."""
-    return DEFAULT_DAMPING * (problem.y_norm if problem.y_norm > 0 else 1.0)
-
-
-class SymmetricPrecGD(_PrecGD, SymmetricGD):
+class SymmetricPrecGD(_PrecGD, SymmetricPrecGDSetup, SymmetricGD):
     """PrecGD on ``Z = Y Y^T``. Options ``init_scale``, ``damping_scale``."""
 
-    OPTIONS = {**SymmetricGD.OPTIONS, "damping_scale": 1.0}
 
-
-class RectangularPrecGD(_PrecGD, AsymmetricGD):
+class RectangularPrecGD(_PrecGD, RectangularPrecGDSetup, AsymmetricGD):
     """PrecGD on ``Z = U V^T``. Options ``init_scale``, ``imbalanced``, ``damping_scale``."""
 
-    OPTIONS = {**AsymmetricGD.OPTIONS, "damping_scale": 1.0}
 
-
-class SymmetricScaledGD(_ScaledGD, SymmetricGD):
+class SymmetricScaledGD(_ScaledGD, SymmetricScaledGDSetup, SymmetricGD):
     """ScaledGD(lambda) on ``Z = Y Y^T``. Options ``init_scale``, ``damping``."""
 
-    OPTIONS = {**SymmetricGD.OPTIONS, "damping": None}
 
-
-class RectangularScaledGD(_ScaledGD, AsymmetricGD):
+class RectangularScaledGD(_ScaledGD, RectangularScaledGDSetup, AsymmetricGD):
     """ScaledGD(lambda) on ``Z = U V^T``. Options ``init_scale``, ``imbalanced``, ``damping``."""
-
-    OPTIONS = {**AsymmetricGD.OPTIONS, "damping": None}
 
 
 def precgd_for(symmetric: bool):

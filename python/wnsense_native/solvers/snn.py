@@ -56,7 +56,8 @@ import numbers
 import numpy as np
 
 from .. import _core
-from .._validation import as_float_array, check_float
+from .._validation import check_float
+from ._init import user_factors
 from ._method import Method
 from ._problem import sym
 
@@ -105,23 +106,6 @@ def snn_start(gen: np.random.Generator, d: int, widths, init_scale: float,
     return factors
 
 
-def snn_user_factors(init, shapes: dict) -> dict:
-    """Validate a warm start: exactly the keys of ``shapes``, finite float arrays of those
-    shapes."""
-    if not isinstance(init, dict):
-        raise TypeError("init must be None or a dict of starting factors, "
-                        f"got {type(init).__name__}")
-    if set(init) != set(shapes):
-        raise ValueError(f"init must have the keys {sorted(shapes)}, got {sorted(init)}")
-    out = {}
-    for k, shape in shapes.items():
-        a = as_float_array(f"init[{k!r}]", init[k], ndim=len(shape))
-        if a.shape != shape:
-            raise ValueError(f"init[{k!r}] must have shape {shape}, got {a.shape}")
-        out[k] = a.copy()
-    return out
-
-
 def snn_options(problem, widths, init_scale, init_jitter):
     """Validate the SNN's options and problem (square d x d)."""
     if problem.d1 != problem.d2:
@@ -144,9 +128,11 @@ def spectral_diagnostics(X: np.ndarray) -> dict:
     return {"nuclear_norm": nuc, "effective_rank": float(np.exp(-np.sum(p * np.log(p))))}
 
 
-class SNNBase(Method):
-    """The GD loop shared by the native and reference SNN; subclasses provide ``_forward(params)
-    -> (X, tape)`` and ``_backward(tape, GX) -> grads`` (dicts keyed like the factors)."""
+class SNNSetup(Method):
+    """Options and start of the SNN, shared by the native and the reference method: ``widths``,
+    ``init_scale``, ``init_jitter`` (:func:`snn_options`); :func:`snn_start`, or a warm start
+    with the keys and shapes of :func:`snn_factor_shapes`. Sets ``widths``, ``d`` and ``_eye``
+    (the right factor of the residual pass at ``X``)."""
 
     name = "snn"
     OPTIONS = {"widths": DEFAULT_WIDTHS, "init_scale": 1e-4, "init_jitter": 1e-3}
@@ -155,18 +141,21 @@ class SNNBase(Method):
     def factor_shapes(cls, problem, rank, widths=DEFAULT_WIDTHS):
         return snn_factor_shapes(problem.d1, check_widths(widths))
 
-    def __init__(self, problem, rank, gen, init, step_rule, *, widths, init_scale, init_jitter):
-        self.problem, self.step_rule = problem, step_rule
+    def _setup(self, problem, rank, gen, init, *, widths, init_scale, init_jitter):
         self.widths, init_scale, init_jitter = snn_options(problem, widths, init_scale,
                                                            init_jitter)
         self.d = problem.d1
         self._eye = np.eye(self.d)
-        shapes = snn_factor_shapes(self.d, self.widths)
         if init is None:
-            params = snn_start(gen, self.d, self.widths, init_scale, init_jitter)
-        else:
-            params = snn_user_factors(init, shapes)
-        self.step_size = 0.0
+            return snn_start(gen, self.d, self.widths, init_scale, init_jitter)
+        return user_factors(init, snn_factor_shapes(self.d, self.widths))
+
+
+class SNNBase(SNNSetup):
+    """The GD loop shared by the native and reference SNN; subclasses provide ``_forward(params)
+    -> (X, tape)`` and ``_backward(tape, GX) -> grads`` (dicts keyed like the factors)."""
+
+    def _begin(self, params):
         self._adopt(*self._evaluate(params)[1])
 
     # -- state ----------------------------------------------------------------------------------

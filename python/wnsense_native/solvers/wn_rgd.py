@@ -26,38 +26,54 @@ from ._steps import magnitude_search
 RETRACTIONS = {"polar", "qr", "cayley"}
 
 
-class WNRGD(Method):
-    """Symmetric WN-RGD. Options: ``retraction`` ("polar" default, "qr", "cayley"), ``mu``
-    (magnitude step, 2.0), ``preconditioned`` (use ``S X`` instead of ``S X Theta`` as the
-    direction gradient: this project's addition, not from the paper; it removes a factor
-    kappa from the rate), ``theta0`` (initial magnitude scalar multiple of I, default 0)."""
+class WNRGDSetup(Method):
+    """Options and start of symmetric WN-RGD, shared by the native and the reference method (and,
+    through :class:`~.wn_rgd_rect.RectangularWNRGDSetup`, by the rectangular one).
+
+    Options: ``retraction`` ("polar" default, "qr", "cayley"), ``mu`` (magnitude step, 2.0),
+    ``preconditioned`` (use ``S X`` instead of ``S X Theta`` as the direction gradient: this
+    project's addition, not from the paper; it removes a factor kappa from the rate), ``theta0``
+    (initial magnitude scalar multiple of I, default 0), and the shared ``diagnostics`` /
+    ``hessian_every`` (:mod:`.diagnostics`).
+
+    Start: each factor of ``STIEFEL`` uniform on its Stiefel manifold (drawn in that order),
+    ``Theta_0 = theta0 I`` (0 by default): not a small init. A warm start's Stiefel factors must
+    have orthonormal columns.
+    """
 
     name = "wn_rgd"
     OPTIONS = {"retraction": "polar", "mu": 2.0, "preconditioned": False, "theta0": 0.0,
                **DIAGNOSTIC_OPTIONS}
+    STIEFEL = ("X",)
+    SYMMETRIC_THETA = True   # a warm start's Theta is symmetrized
 
     @classmethod
     def factor_shapes(cls, problem, rank):
         return {"X": (problem.d1, rank), "Theta": (rank, rank)}
 
-    def __init__(self, problem, rank, gen, init, step_rule, *, retraction, mu, preconditioned,
-                 theta0, diagnostics=(), hessian_every=1):
-        self.problem, self.step_rule = problem, step_rule
-        self.diagnostics = make_diagnostics(diagnostics, hessian_every,
-                                            self.factor_shapes(problem, rank))
+    def _setup(self, problem, rank, gen, init, *, retraction, mu, preconditioned, theta0,
+               diagnostics=(), hessian_every=1):
+        shapes = self.factor_shapes(problem, rank)
+        self.diagnostics = make_diagnostics(diagnostics, hessian_every, shapes)
         self.retraction = check_choice("retraction", retraction, RETRACTIONS)
         self.mu = check_float("mu", mu, minimum=0.0, strict_minimum=True)
         self.preconditioned = bool(preconditioned)
-        if init is None:
-            X = stiefel_start(gen, problem.d1, rank)
-            Theta = check_float("theta0", theta0, minimum=-2.0, maximum=2.0) * np.eye(rank)
-        else:
-            f = user_factors(init, self.factor_shapes(problem, rank))
-            X, Theta = f["X"], sym(f["Theta"])
-            if np.abs(X.T @ X - np.eye(rank)).max() > 1e-8:
-                raise ValueError("init['X'] must have orthonormal columns (X^T X = I)")
-        self.step_size = 0.0
-        self._set_iterate(X, Theta, *problem.residual(X @ Theta, X))
+        if init is not None:
+            start = user_factors(init, shapes, orthonormal=self.STIEFEL)
+            if self.SYMMETRIC_THETA:
+                start["Theta"] = sym(start["Theta"])
+            return start
+        start = {k: stiefel_start(gen, shapes[k][0], rank) for k in self.STIEFEL}
+        start["Theta"] = check_float("theta0", theta0, minimum=-2.0, maximum=2.0) * np.eye(rank)
+        return start
+
+
+class WNRGD(WNRGDSetup):
+    """Symmetric WN-RGD, native path; options and start: :class:`WNRGDSetup`."""
+
+    def _begin(self, start):
+        X, Theta = start["X"], start["Theta"]
+        self._set_iterate(X, Theta, *self.problem.residual(X @ Theta, X))
 
     # -- state -------------------------------------------------------------------------------
     def _set_iterate(self, X, Theta, r, sumsq, G):

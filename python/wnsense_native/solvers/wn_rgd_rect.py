@@ -29,12 +29,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _core
-from .._validation import check_choice, check_float
-from ._init import stiefel_start, user_factors
-from ._method import Method
 from ._steps import magnitude_search
-from .diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics
-from .wn_rgd import RETRACTIONS
+from .wn_rgd import WNRGDSetup
 
 
 def _retract(kind, X, G_dir, Gt, eta):
@@ -50,38 +46,27 @@ def _c(a):
     return np.ascontiguousarray(a)
 
 
-class RectangularWNRGD(Method):
-    """Rectangular WN-RGD on ``Z = X_L Theta X_R^T`` (project addition, see the module
-    docstring). Options: ``retraction``, ``mu`` (1.0), ``preconditioned``, ``theta0``."""
+class RectangularWNRGDSetup(WNRGDSetup):
+    """Options and start of rectangular WN-RGD, shared by the native and the reference method:
+    those of :class:`~.wn_rgd.WNRGDSetup` with ``mu = 1`` by default, Stiefel factors ``X_L``
+    then ``X_R``, and a general (not symmetrized) ``Theta``."""
 
-    name = "wn_rgd"
-    OPTIONS = {"retraction": "polar", "mu": 1.0, "preconditioned": False, "theta0": 0.0,
-               **DIAGNOSTIC_OPTIONS}
+    OPTIONS = {**WNRGDSetup.OPTIONS, "mu": 1.0}
+    STIEFEL = ("X_L", "X_R")
+    SYMMETRIC_THETA = False
 
     @classmethod
     def factor_shapes(cls, problem, rank):
         return {"X_L": (problem.d1, rank), "Theta": (rank, rank), "X_R": (problem.d2, rank)}
 
-    def __init__(self, problem, rank, gen, init, step_rule, *, retraction, mu, preconditioned,
-                 theta0, diagnostics=(), hessian_every=1):
-        self.problem, self.step_rule = problem, step_rule
-        self.retraction = check_choice("retraction", retraction, RETRACTIONS)
-        self.mu = check_float("mu", mu, minimum=0.0, strict_minimum=True)
-        self.preconditioned = bool(preconditioned)
-        self.diagnostics = make_diagnostics(diagnostics, hessian_every,
-                                            self.factor_shapes(problem, rank))
-        if init is None:
-            XL = stiefel_start(gen, problem.d1, rank)
-            XR = stiefel_start(gen, problem.d2, rank)
-            Theta = check_float("theta0", theta0, minimum=-2.0, maximum=2.0) * np.eye(rank)
-        else:
-            f = user_factors(init, self.factor_shapes(problem, rank))
-            XL, Theta, XR = f["X_L"], f["Theta"], f["X_R"]
-            for k, X in (("X_L", XL), ("X_R", XR)):
-                if np.abs(X.T @ X - np.eye(rank)).max() > 1e-8:
-                    raise ValueError(f"init[{k!r}] must have orthonormal columns (X^T X = I)")
-        self.step_size = 0.0
-        self._set_iterate(XL, Theta, XR, *problem.residual(XL @ Theta, XR))
+
+class RectangularWNRGD(RectangularWNRGDSetup):
+    """Rectangular WN-RGD on ``Z = X_L Theta X_R^T`` (project addition, see the module
+    docstring). Options: ``retraction``, ``mu`` (1.0), ``preconditioned``, ``theta0``."""
+
+    def _begin(self, start):
+        XL, Theta, XR = start["X_L"], start["Theta"], start["X_R"]
+        self._set_iterate(XL, Theta, XR, *self.problem.residual(XL @ Theta, XR))
 
     # -- state -------------------------------------------------------------------------------
     def _set_iterate(self, XL, Theta, XR, r, sumsq, E):
