@@ -49,9 +49,21 @@ def as_float_array(name: str, a, *, ndim: int | None = None, dtypes=(np.float64,
     if arr.dtype not in dtypes or not arr.flags.c_contiguous:
         target = arr.dtype if arr.dtype in dtypes else dtypes[0]
         arr = np.ascontiguousarray(arr, dtype=target)
-    if finite and arr.size and not np.isfinite(arr).all():
+    if finite and arr.size and not all_finite(arr):
         raise ValueError(f"{name} contains NaN or Inf")
     return arr
+
+
+# Elements per temporary block in whole-array checks of possibly huge arrays (sensing data).
+BLOCK_ELEMENTS = 1 << 20
+
+
+def all_finite(arr: np.ndarray) -> bool:
+    """``np.isfinite(arr).all()`` for a C-contiguous array, a block at a time (the temporary mask
+    stays at most ``BLOCK_ELEMENTS`` bytes instead of an eighth of a float64 operator)."""
+    flat = arr.reshape(-1)
+    return all(bool(np.isfinite(flat[i:i + BLOCK_ELEMENTS]).all())
+               for i in range(0, flat.size, BLOCK_ELEMENTS))
 
 
 def as_matrix(name: str, a, shape: tuple[int, int] | None = None) -> np.ndarray:

@@ -17,8 +17,8 @@ import numpy as np
 
 from . import _core
 from ._random import as_generator, native_seed
-from ._validation import (as_float_array, as_matrix, as_vector, check_choice, check_int,
-                          check_threads)
+from ._validation import (BLOCK_ELEMENTS, as_float_array, as_matrix, as_vector, check_choice,
+                          check_int, check_threads)
 
 __all__ = [
     "SensingOperator",
@@ -265,6 +265,23 @@ def identity_sensing(d, *, d2=None) -> IdentitySensing:
     return IdentitySensing(d1, d2_, symmetric=symmetric)
 
 
+def _symmetric_stack(stack: np.ndarray) -> bool:
+    """Every ``M_i == M_i^T`` to 1e-12 relative to ``max |M|``, checked a block of measurements at
+    a time: the temporaries stay small (``BLOCK_ELEMENTS``) however large the operator is (a
+    whole-array check would allocate two operator-sized temporaries)."""
+    m, d, _ = stack.shape
+    step = max(1, BLOCK_ELEMENTS // (d * d))
+    blocks = [stack[i:i + step] for i in range(0, m, step)]
+    scale = max(max(float(np.abs(b).max()) for b in blocks), 1e-300)
+    for b in blocks:
+        diff = b - b.transpose(0, 2, 1)
+        worst = float(np.abs(diff, out=diff).max())
+        del diff  # before the next block's temporary is allocated
+        if worst > 1e-12 * scale:
+            return False
+    return True
+
+
 def dense_sensing(M, *, symmetric=None, dtype=None, packed=False) -> DenseSensing:
     """Wrap user-supplied measurement matrices.
 
@@ -292,9 +309,7 @@ def dense_sensing(M, *, symmetric=None, dtype=None, packed=False) -> DenseSensin
     stack = arr.reshape(m, d1, d2)
     is_square = d1 == d2
     if symmetric is None:
-        scale = max(float(np.abs(stack).max()), 1e-300)
-        symmetric = is_square and bool(
-            np.abs(stack - stack.transpose(0, 2, 1)).max() <= 1e-12 * scale)
+        symmetric = is_square and _symmetric_stack(stack)
     elif not isinstance(symmetric, (bool, np.bool_)):
         raise TypeError(f"symmetric must be None or a bool, got {type(symmetric).__name__}")
     symmetric = bool(symmetric)
