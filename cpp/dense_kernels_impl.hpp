@@ -75,12 +75,34 @@ struct Dot4 {
   }
 };
 
+// Software prefetch kPrefetchBytes ahead in each of the four row streams. The hardware prefetcher
+// alone leaves one core short of the machine's read bandwidth on four interleaved streams (float32
+// forward, d = 100, one thread: 23 GB/s without, 28 GB/s with a 2 KB distance; probe 37 GB/s).
+// The address is formed as an integer: prefetching past the end of the data is harmless (a
+// prefetch never faults) but pointer arithmetic past it would not be defined.
+constexpr std::uintptr_t kPrefetchBytes = 2048;
+template <class T>
+inline void prefetch_ahead(const T* a, int64_t k) {
+  _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(a + k) +
+                                             kPrefetchBytes),
+               _MM_HINT_T0);
+}
+
 template <class T>
 inline void dot4(const T* __restrict a0, const T* __restrict a1, const T* __restrict a2,
                  const T* __restrict a3, const double* __restrict w, int64_t p, double* out) {
   Dot4<T> dot{a0, a1, a2, a3};
+  constexpr int64_t kLine = 64 / sizeof(T);  // elements per cache line: one prefetch per line
   int64_t k = 0;
-  for (; k + 8 <= p; k += 8) dot.step8(w, k);
+  for (; k + 8 <= p; k += 8) {
+    if (k % kLine == 0) {
+      prefetch_ahead(a0, k);
+      prefetch_ahead(a1, k);
+      prefetch_ahead(a2, k);
+      prefetch_ahead(a3, k);
+    }
+    dot.step8(w, k);
+  }
   dot.finish(w, k, p, out);
 }
 
@@ -115,13 +137,24 @@ inline void axpy4_tail(const T* a0, const T* a1, const T* a2, const T* a3, const
             (c[2] * static_cast<double>(a2[k]) + c[3] * static_cast<double>(a3[k]));
 }
 
-template <class T>
+// kFromMemory: the rows stream from memory (the adjoint alone), so prefetch them; in the fused
+// pass they were just read by the dot products and sit in cache.
+template <bool kFromMemory = false, class T>
 inline void axpy4(const T* __restrict a0, const T* __restrict a1, const T* __restrict a2,
                   const T* __restrict a3, const double* c, double* __restrict acc, int64_t p) {
   const __m256d c0 = _mm256_set1_pd(c[0]), c1 = _mm256_set1_pd(c[1]), c2 = _mm256_set1_pd(c[2]),
                 c3 = _mm256_set1_pd(c[3]);
+  constexpr int64_t kLine = 64 / sizeof(T);
   int64_t k = 0;
-  for (; k + 4 <= p; k += 4) axpy4_step(a0, a1, a2, a3, c0, c1, c2, c3, acc, k);
+  for (; k + 4 <= p; k += 4) {
+    if (kFromMemory && k % kLine == 0) {
+      prefetch_ahead(a0, k);
+      prefetch_ahead(a1, k);
+      prefetch_ahead(a2, k);
+      prefetch_ahead(a3, k);
+    }
+    axpy4_step(a0, a1, a2, a3, c0, c1, c2, c3, acc, k);
+  }
   for (; k < p; ++k) axpy4_tail(a0, a1, a2, a3, c, acc, k);
 }
 
@@ -175,7 +208,7 @@ inline double dot1(const T* __restrict a, const double* __restrict w, int64_t p)
 }
 
 // acc += c0 a0 + c1 a1 + c2 a2 + c3 a3: one load and one store of acc per four rows.
-template <class T>
+template <bool kFromMemory = false, class T>
 inline void axpy4(const T* __restrict a0, const T* __restrict a1, const T* __restrict a2,
                   const T* __restrict a3, const double* c, double* __restrict acc, int64_t p) {
   const double c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3];
@@ -206,7 +239,7 @@ void adjoint(const T* rows, int64_t n, int64_t p, const double* v, double* acc) 
   int64_t i = 0;
   for (; i + 4 <= n; i += 4) {
     const T* a = rows + i * p;
-    axpy4(a, a + p, a + 2 * p, a + 3 * p, v + i, acc, p);
+    axpy4<true>(a, a + p, a + 2 * p, a + 3 * p, v + i, acc, p);
   }
   for (; i < n; ++i) axpy1(rows + i * p, v[i], acc, p);
 }
