@@ -1,6 +1,7 @@
 """Native solvers and :func:`solve`, the library's one entry point."""
 from __future__ import annotations
 
+from .._blas import single_threaded_blas
 from ._frontend import solve_with
 from .column_wn import column_wn_for
 from .gd import gd_for
@@ -71,7 +72,9 @@ def solve(op, y, rank, *, method="wn_rgd", max_iter=1000, tol=1e-10, step_size=N
     callback : callable, optional
         ``callback(intermediate_result)`` after each iteration; may raise ``StopIteration``.
     n_threads : int, optional
-        Threads of the native kernels (default: OpenMP's default).
+        Threads of the native kernels (default: OpenMP's default). While the solve runs,
+        numpy's OpenBLAS is kept on one thread (its idle workers spin on the cores the native
+        kernels need; the loop's own matrix products are small) and restored afterwards.
     progress : bool
         Show a tqdm progress bar (needs the ``progress`` extra).
 
@@ -81,7 +84,10 @@ def solve(op, y, rank, *, method="wn_rgd", max_iter=1000, tol=1e-10, step_size=N
         ``x``, ``fun``, ``nit``, ``nfev``, ``success``, ``status``, ``message``,
         ``stop_reason``, ``factors``, ``history``, ``time``, ``residual_norm``.
     """
-    return solve_with(NATIVE_METHODS, _native_residual, op, y, rank, method=method,
-                      max_iter=max_iter, tol=tol, step_size=step_size, rng=rng, init=init,
-                      x_true=x_true, callback=callback, n_threads=n_threads, gtol=gtol,
-                      xtol=xtol, max_time=max_time, progress=progress, **method_options)
+    # numpy's BLAS on one thread meanwhile: its spinning workers would take the cores the native
+    # passes need (see _blas.py); restored on return
+    with single_threaded_blas():
+        return solve_with(NATIVE_METHODS, _native_residual, op, y, rank, method=method,
+                          max_iter=max_iter, tol=tol, step_size=step_size, rng=rng, init=init,
+                          x_true=x_true, callback=callback, n_threads=n_threads, gtol=gtol,
+                          xtol=xtol, max_time=max_time, progress=progress, **method_options)
