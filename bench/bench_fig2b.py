@@ -16,7 +16,8 @@ import time
 import numpy as np
 
 import wnsense_native as wn
-from _common import read_bandwidth
+from _common import best_time, read_bandwidth
+from wnsense_native._blas import single_threaded_blas
 
 
 def peak_rss_gb():
@@ -43,9 +44,11 @@ def main(argv=None):
           f"(dense float64 would be {args.m * args.d**2 * 8 / 1e9:.1f} GB), "
           f"generated in {t_gen:.1f} s; peak RSS {peak_rss_gb():.2f} GB")
     Zs = wn.low_rank_target(args.d, args.rstar, args.kappa, rng=2)
-    t = time.perf_counter()
     y = op.forward(Zs)
-    t_fwd = time.perf_counter() - t
+    # best of 3, numpy's BLAS single-threaded as during wn.solve (the products above leave
+    # OpenBLAS workers spinning on the kernel's cores otherwise)
+    with single_threaded_blas():
+        t_fwd = best_time(lambda: op.forward(Zs), repeat=3, warmup=0)
     print(f"one forward pass: {t_fwd:.3f} s ({nbytes / t_fwd / 1e9:.1f} GB/s, "
           f"{nbytes / t_fwd / bw:.2f} of the probe)")
     res = wn.solve(op, y, args.rank, rng=3, max_iter=args.iters, tol=0, x_true=Zs)

@@ -15,6 +15,7 @@ import argparse
 import numpy as np
 
 import wnsense_native as wn
+from wnsense_native._blas import single_threaded_blas
 from _common import best_time, read_bandwidth, table
 
 STORAGES = [("float64", False), ("float32", False), ("float64", True), ("float32", True)]
@@ -45,7 +46,10 @@ def main(argv=None):
                 bw = probe[nt]
                 t_f = best_time(lambda: op.forward(Z, n_threads=nt), args.repeat)
                 t_a = best_time(lambda: op.adjoint(y, n_threads=nt), args.repeat)
-                t_r = best_time(lambda: op._residual(Z, eye, y, True, nt), args.repeat)
+                # numpy's product inside _residual would leave OpenBLAS workers spinning on
+                # the kernel's cores: keep it single-threaded, as wn.solve does
+                with single_threaded_blas():
+                    t_r = best_time(lambda: op._residual(Z, eye, y, True, nt), args.repeat)
                 rows.append([d, m, dtype, "packed" if packed else "full", nt,
                              f"{nb / 1e6:.0f}",
                              f"{nb / t_f / 1e9:.1f} ({nb / t_f / bw:.2f})",
