@@ -2,6 +2,7 @@
 // WNSENSE_KERNEL_NS naming the namespace (see dense_kernels.hpp).
 #pragma once
 #include <cstdint>
+#include <initializer_list>
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -41,14 +42,32 @@ inline double hsum(__m256d a, __m256d b) {
   return _mm_cvtsd_f64(_mm_add_sd(t, _mm_unpackhi_pd(t, t)));
 }
 
-// Four running dot products <a_j, w>: w is loaded once per four rows.
+// Software prefetch kPrefetchBytes ahead in each of the four row streams, once per cache line of
+// element k. The hardware prefetcher alone leaves one core short of the machine's read bandwidth
+// on four interleaved streams (float32 forward, d = 100, one thread: 23 GB/s without, 28 GB/s
+// with a 2 KB distance; probe 37 GB/s). The address is formed as an integer: prefetching past the
+// end of the data is harmless (a prefetch never faults) but pointer arithmetic past it would not
+// be defined.
+constexpr std::uintptr_t kPrefetchBytes = 2048;
 template <class T>
-struct Dot4 {
-  const T *a0, *a1, *a2, *a3;
+inline void prefetch_rows(const T* a0, const T* a1, const T* a2, const T* a3, int64_t k) {
+  constexpr int64_t kLine = 64 / sizeof(T);  // elements per cache line
+  if (k % kLine != 0) return;
+  for (const T* a : {a0, a1, a2, a3})
+    _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(a + k) +
+                                               kPrefetchBytes),
+                 _MM_HINT_T0);
+}
+
+// Four dot products <a_j, w> at once: w is loaded once per four rows.
+template <class T>
+inline void dot4(const T* __restrict a0, const T* __restrict a1, const T* __restrict a2,
+                 const T* __restrict a3, const double* __restrict w, int64_t p, double* out) {
   __m256d s00 = _mm256_setzero_pd(), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00,
           s30 = s00, s31 = s00;
-  // elements k..k+7
-  inline void step8(const double* w, int64_t k) {
+  int64_t k = 0;
+  for (; k + 8 <= p; k += 8) {
+    prefetch_rows(a0, a1, a2, a3, k);
     const __m256d w0 = _mm256_loadu_pd(w + k), w1 = _mm256_loadu_pd(w + k + 4);
     s00 = _mm256_fmadd_pd(load4(a0 + k), w0, s00);
     s01 = _mm256_fmadd_pd(load4(a0 + k + 4), w1, s01);
@@ -59,51 +78,17 @@ struct Dot4 {
     s30 = _mm256_fmadd_pd(load4(a3 + k), w0, s30);
     s31 = _mm256_fmadd_pd(load4(a3 + k + 4), w1, s31);
   }
-  // elements k..p-1 (fewer than 8), then the four sums into out
-  inline void finish(const double* w, int64_t k, int64_t p, double* out) const {
-    double t0 = 0, t1 = 0, t2 = 0, t3 = 0;
-    for (; k < p; ++k) {
-      t0 += static_cast<double>(a0[k]) * w[k];
-      t1 += static_cast<double>(a1[k]) * w[k];
-      t2 += static_cast<double>(a2[k]) * w[k];
-      t3 += static_cast<double>(a3[k]) * w[k];
-    }
-    out[0] = hsum(s00, s01) + t0;
-    out[1] = hsum(s10, s11) + t1;
-    out[2] = hsum(s20, s21) + t2;
-    out[3] = hsum(s30, s31) + t3;
+  double t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+  for (; k < p; ++k) {
+    t0 += static_cast<double>(a0[k]) * w[k];
+    t1 += static_cast<double>(a1[k]) * w[k];
+    t2 += static_cast<double>(a2[k]) * w[k];
+    t3 += static_cast<double>(a3[k]) * w[k];
   }
-};
-
-// Software prefetch kPrefetchBytes ahead in each of the four row streams. The hardware prefetcher
-// alone leaves one core short of the machine's read bandwidth on four interleaved streams (float32
-// forward, d = 100, one thread: 23 GB/s without, 28 GB/s with a 2 KB distance; probe 37 GB/s).
-// The address is formed as an integer: prefetching past the end of the data is harmless (a
-// prefetch never faults) but pointer arithmetic past it would not be defined.
-constexpr std::uintptr_t kPrefetchBytes = 2048;
-template <class T>
-inline void prefetch_ahead(const T* a, int64_t k) {
-  _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(a + k) +
-                                             kPrefetchBytes),
-               _MM_HINT_T0);
-}
-
-template <class T>
-inline void dot4(const T* __restrict a0, const T* __restrict a1, const T* __restrict a2,
-                 const T* __restrict a3, const double* __restrict w, int64_t p, double* out) {
-  Dot4<T> dot{a0, a1, a2, a3};
-  constexpr int64_t kLine = 64 / sizeof(T);  // elements per cache line: one prefetch per line
-  int64_t k = 0;
-  for (; k + 8 <= p; k += 8) {
-    if (k % kLine == 0) {
-      prefetch_ahead(a0, k);
-      prefetch_ahead(a1, k);
-      prefetch_ahead(a2, k);
-      prefetch_ahead(a3, k);
-    }
-    dot.step8(w, k);
-  }
-  dot.finish(w, k, p, out);
+  out[0] = hsum(s00, s01) + t0;
+  out[1] = hsum(s10, s11) + t1;
+  out[2] = hsum(s20, s21) + t2;
+  out[3] = hsum(s30, s31) + t3;
 }
 
 template <class T>
@@ -144,15 +129,9 @@ inline void axpy4(const T* __restrict a0, const T* __restrict a1, const T* __res
                   const T* __restrict a3, const double* c, double* __restrict acc, int64_t p) {
   const __m256d c0 = _mm256_set1_pd(c[0]), c1 = _mm256_set1_pd(c[1]), c2 = _mm256_set1_pd(c[2]),
                 c3 = _mm256_set1_pd(c[3]);
-  constexpr int64_t kLine = 64 / sizeof(T);
   int64_t k = 0;
   for (; k + 4 <= p; k += 4) {
-    if (kFromMemory && k % kLine == 0) {
-      prefetch_ahead(a0, k);
-      prefetch_ahead(a1, k);
-      prefetch_ahead(a2, k);
-      prefetch_ahead(a3, k);
-    }
+    if (kFromMemory) prefetch_rows(a0, a1, a2, a3, k);
     axpy4_step(a0, a1, a2, a3, c0, c1, c2, c3, acc, k);
   }
   for (; k < p; ++k) axpy4_tail(a0, a1, a2, a3, c, acc, k);
