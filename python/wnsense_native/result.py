@@ -54,3 +54,10 @@ class SolveResult(dict):
         lines.append(f"{'factors'.rjust(width)}: {sorted(self.get('factors', {}))}")
         lines.append(f"{'history'.rjust(width)}: {sorted(self.get('history', {}))}")
         return "\n".join(lines)
+
+    @classmethod
+    def finished(cls, stop_reason, **fields):
+        """A final result: ``status``, ``success`` and ``message`` follow from ``stop_reason``."""
+        status, success, message = STOP_REASONS[stop_reason]
+        return cls(status=status, success=success, message=message, stop_reason=stop_reason,
+                   **fields)

@@ -11,15 +11,15 @@ iteration of every run; long runs are thinned to about 2000 rows unless ``csv_fu
 and ``wnsense_NAME.png`` when ``plot=True`` and matplotlib is installed. The function returns the
 JSON summary as a dict.
 
-Methods that are not registered in this build of :func:`wnsense_native.solve` (``ValueError``
-naming the method) are reported in one line and skipped.
+Methods that are not registered in this build of :func:`wnsense_native.solve` (not in
+``wnsense_native.solvers.NATIVE_METHODS``) are reported in one line and skipped.
 """
 from __future__ import annotations
 
 import os
 import time
 
-from ._base import Context, Experiment, ExperimentError, Param, jsonable
+from ._base import NOTSET, Context, Experiment, ExperimentError, Param, jsonable
 from . import asymmetric as _asym
 from . import competitors as _comp
 from . import convergence as _conv
@@ -31,9 +31,8 @@ _POS = dict(minimum=1)
 _NONNEG = dict(minimum=0)
 
 
-def _p(name, kind, default, help, full=None, **kw):
-    from ._base import NOTSET
-    return Param(name, kind, default, help, full=NOTSET if full is None else full, **kw)
+def _p(name, kind, default, help, **kw):
+    return Param(name, kind, default, help, **kw)
 
 
 EXPERIMENTS: dict[str, Experiment] = {}
@@ -61,7 +60,6 @@ _register(Experiment(
         _p("preconditioned", "bool", True, "include the preconditioned WN-RGD line "
            "(project addition)"),
     ],
-    claim="WN-RGD converges linearly after a saddle phase; GD with small init stalls",
     full_note="fig2a is already at the paper's size; --full changes nothing"))
 
 _register(Experiment(
@@ -255,7 +253,7 @@ def run_experiment(name, *, seed=0, out=".", plot=True, full=False, progress=Fal
     if not os.access(out, os.W_OK):
         raise ExperimentError(f"output directory {out!r} is not writable")
     ctx = Context(exp, seed=seed, out=out, plot=plot, progress=progress, verbose=verbose,
-                  csv_full=csv_full, max_time=max_time, n_threads=n_threads, full=full,
+                  csv_full=csv_full, max_time=max_time, n_threads=n_threads,
                   file_stem=file_stem, name=label)
     ctx.echo(f"== {ctx.name}: {exp.description}")
     if full and exp.full_note:
@@ -276,12 +274,13 @@ def run_experiment(name, *, seed=0, out=".", plot=True, full=False, progress=Fal
         "results": results, "unavailable": dict(ctx.unavailable), "notes": ctx.notes,
         "files": files, **extra,
     }
+    summary = jsonable(summary)
     ctx.write_json(summary)
     ctx.echo(f"total time {elapsed:.1f} s")
     for kind in ("csv", "json", "plot"):
         if files[kind]:
             ctx.echo(f"wrote {files[kind]}")
-    return jsonable(summary)
+    return summary
 
 
 def run_demo(*, quick=False, max_iter=None, **kw) -> dict:

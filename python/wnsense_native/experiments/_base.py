@@ -9,12 +9,12 @@ for the CSV and turns "this method is not registered in this build" into a skipp
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
 import os
 import sys
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -115,15 +115,8 @@ class Experiment:
     description: str
     impl: object  # impl(ctx, **params) -> dict
     params: list = field(default_factory=list)
-    claim: str = ""
     full_note: str = ""
     requires: tuple = ()  # (module, message if missing)
-
-    def param(self, name) -> Param:
-        for p in self.params:
-            if p.name == name:
-                return p
-        raise KeyError(name)
 
 
 @dataclass(frozen=True)
@@ -234,25 +227,21 @@ def jsonable(obj):
     return str(obj)
 
 
-def method_not_registered(exc: Exception) -> bool:
-    """Does this error from ``wn.solve`` say that the method is not available (unknown name, or
-    not for this operator family)? Only checked on errors raised before the first iteration."""
-    return isinstance(exc, ValueError) and "method" in str(exc)
-
-
 # ------------------------------------------------------------------------------------------------
 # the run context
 
 class Run:
     """One solve: identification, the SolveResult (in memory only) and derived numbers."""
 
-    def __init__(self, config, config_values, spec: MethodSpec, result, seconds):
+    def __init__(self, config, config_values, spec: MethodSpec, result):
         self.config = config
         self.config_values = dict(config_values)
         self.spec = spec
         self.result = result
-        self.history = result.history
-        self.seconds = seconds
+
+    @property
+    def history(self):
+        return self.result.history
 
     @property
     def key(self):
@@ -296,19 +285,17 @@ class Context:
     """
 
     def __init__(self, experiment: Experiment, *, seed=0, out=".", plot=True, progress=False,
-                 verbose=True, csv_full=False, max_time=None, n_threads=None, full=False,
+                 verbose=True, csv_full=False, max_time=None, n_threads=None,
                  file_stem=None, stream=None, name=None):
-        self.experiment = experiment
         self.name = name or experiment.name
         self.seed = int(seed)
         self.out = os.fspath(out)
         self.plot = bool(plot)
-        self.progress = bool(progress) and _tqdm() is not None
+        self.progress_bar = bool(progress) and _tqdm() is not None
         self.verbose = bool(verbose)
         self.csv_full = bool(csv_full)
         self.max_time = max_time
         self.n_threads = n_threads
-        self.full = bool(full)
         self.file_stem = file_stem or f"wnsense_{self.name}"
         self.stream = stream
         self.runs: list[Run] = []
@@ -362,57 +349,49 @@ class Context:
         return os.path.join(self.out, f"{self.file_stem}.{ext}")
 
     # -- progress over the runs of the experiment ---------------------------------------------
-    def start_progress(self, total, desc=None):
-        if self.progress and self.verbose:
-            tq = _tqdm()
-            self._bar = tq(total=total, desc=desc or self.name, unit="run", leave=False,
-                           file=sys.stderr)
-
-    def stop_progress(self):
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+    @contextlib.contextmanager
+    def progress(self, total):
+        """A progress bar over ``total`` runs (when asked for and tqdm is installed)."""
+        if self.progress_bar and self.verbose:
+            self._bar = _tqdm()(total=total, desc=self.name, unit="run", leave=False,
+                                file=sys.stderr)
+        try:
+            yield
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
 
     # -- solving ------------------------------------------------------------------------------
     def solve(self, config, config_values, spec: MethodSpec, op, y, rank, *, x_true, rng,
-              max_iter, tol=1e-10, step_size=None, xtol=0.0, quiet=False, **extra) -> Run | None:
+              max_iter, tol=1e-10, step_size=None, xtol=0.0) -> Run | None:
+        """``wn.solve`` with the spec's method and options, recorded; None (and the method marked
+        unavailable) when this build has no such method."""
         import wnsense_native as wn
+        from ..solvers import NATIVE_METHODS
 
+        if spec.key not in self.unavailable and spec.method not in NATIVE_METHODS:
+            msg = f"{spec.label}: not available in this build (no method {spec.method!r})"
+            self.unavailable[spec.key] = msg
+            self.echo(f"  skipped: {msg}")
         if spec.key in self.unavailable:
             self._advance(config, spec)
             return None
-        opts = {**spec.options, **extra}
-        kwargs = dict(method=spec.method, max_iter=int(max_iter), tol=tol, step_size=step_size,
-                      rng=rng, x_true=x_true, xtol=xtol, max_time=self.max_time,
-                      n_threads=self.n_threads, progress=self._bar is not None, **opts)
-        t0 = time.perf_counter()
-        try:
-            res = wn.solve(op, y, rank, **kwargs)
-        except (ValueError, TypeError) as exc:
-            if method_not_registered(exc):
-                msg = f"{spec.label}: not available in this build ({exc})"
-                self.unavailable[spec.key] = msg
-                self.echo(f"  skipped: {msg}")
-                self._advance(config, spec)
-                return None
-            raise
-        seconds = time.perf_counter() - t0
-        run = Run(config, config_values, spec, res, seconds)
-        self.runs.append(run)
-        if not quiet:
-            err = run.final_rel_error
-            self.echo(f"  {config:<18} {spec.label:<36} {res.nit:>7d} it  {res.time:8.2f} s  "
-                      f"rel error {fmt_num(err)}  ({res.stop_reason})")
-        self._advance(config, spec)
-        return run
+        res = wn.solve(op, y, rank, method=spec.method, max_iter=int(max_iter), tol=tol,
+                       step_size=step_size, rng=rng, x_true=x_true, xtol=xtol,
+                       max_time=self.max_time, n_threads=self.n_threads,
+                       progress=self._bar is not None, **spec.options)
+        return self.add_run(Run(config, config_values, spec, res))
 
-    def add_run(self, run: Run):
-        """Record a run computed outside ``wn.solve`` (e.g. a numpy baseline)."""
+    def add_run(self, run: Run) -> Run:
+        """Record a run (from :meth:`solve`, or computed outside ``wn.solve``, e.g. a numpy
+        baseline)."""
         self.runs.append(run)
         self.echo(f"  {run.config:<18} {run.label:<36} {run.result.nit:>7d} it  "
                   f"{run.result.time:8.2f} s  rel error {fmt_num(run.final_rel_error)}  "
                   f"({run.result.stop_reason})")
         self._advance(run.config, run.spec)
+        return run
 
     def _advance(self, config, spec):
         if self._bar is not None:
@@ -426,7 +405,7 @@ class Context:
         return None
 
     # -- files --------------------------------------------------------------------------------
-    def write_csv(self, extra_columns=()) -> str:
+    def write_csv(self) -> str:
         path = self.path("csv")
         base = ["experiment", "config", "method", "label", "iteration", "rel_error", "loss",
                 "residual_norm", "grad_norm", "step_size", "time"]
@@ -435,7 +414,6 @@ class Context:
             for k in r.history:
                 if k not in base and k not in extra:
                     extra.append(k)
-        extra += [c for c in extra_columns if c not in extra]
         header = base + extra
         max_points = 0 if self.csv_full else 2000
         with open(path, "w", newline="") as fh:

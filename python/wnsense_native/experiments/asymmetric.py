@@ -22,9 +22,8 @@ def asymmetric(ctx, *, d1, d2, m, true_rank, rank, kappa, alphas, step_size, max
     ctx.echo(f"rectangular Gaussian operator {d1} x {d2}, m = {m} (< d1 d2 = {d1 * d2}), "
              f"r* = {true_rank}, r = {rank}, constant step {step_size:g}")
     variants = [("gd", "GD balanced init", False), ("gd_imbalanced", "GD imbalanced (α, α/3)", True)]
-    ctx.start_progress(len(alphas) * len(variants))
     configs = []
-    try:
+    with ctx.progress(len(alphas) * len(variants)):
         for alpha in alphas:
             cfg = f"alpha={alpha:g}"
             configs.append(cfg)
@@ -32,8 +31,6 @@ def asymmetric(ctx, *, d1, d2, m, true_rank, rank, kappa, alphas, step_size, max
                 spec = MethodSpec(key, label, "gd", {"init_scale": alpha, "imbalanced": imb})
                 ctx.solve(cfg, {"alpha": alpha}, spec, op, y, rank, x_true=Zs, rng=ctx.rng(2),
                           max_iter=max_iter, tol=tol, step_size=step_size)
-    finally:
-        ctx.stop_progress()
     rows, err, imb_growth = [], {}, {}
     for cfg in configs:
         for key, _, _ in variants:
@@ -62,7 +59,7 @@ def asymmetric(ctx, *, d1, d2, m, true_rank, rank, kappa, alphas, step_size, max
     e_bal = [err["gd"][i] for i in order] if "gd" in err else []
     grows = len(e_bal) >= 2 and all(x < y for x, y in zip(e_bal, e_bal[1:]))
     small = bool(imb_growth) and max(max(v) for v in imb_growth.values()) <= 0.01
-    ctx.echo(f"log-log slope of test error vs alpha: "
+    ctx.echo("log-log slope of test error vs alpha: "
              + ", ".join(f"{k}: {v:.2f}" for k, v in slopes.items()))
     claim = report_claim(ctx, "asymmetric GD: the test error grows with the init scale alpha "
                          "(roughly proportional; see the fitted slope) and the imbalance stays "
@@ -156,17 +153,14 @@ def image(ctx, *, image_name, size, true_rank, extra_rank, m_factor, max_iter, t
                         {"init_scale": init_scale}),
              MethodSpec("wn_rgd_precond", "WN-RGD rect. precond. [project addition]", "wn_rgd",
                         {"preconditioned": True})]
-    ctx.start_progress(len(specs) * len(ranks))
     configs = []
-    try:
+    with ctx.progress(len(specs) * len(ranks)):
         for r in ranks:
             cfg = f"r={r}"
             configs.append(cfg)
             for spec in specs:
                 ctx.solve(cfg, {"rank": r}, spec, op, y, r, x_true=Zs, rng=ctx.rng(2),
                           max_iter=max_iter, tol=tol)
-    finally:
-        ctx.stop_progress()
     rows, rec = [], {}
     for run in ctx.runs:
         err_img = float(np.linalg.norm(run.result.x - img) / np.linalg.norm(img))

@@ -49,11 +49,11 @@ def gd_on_x(M, y, x_true, *, max_iter, tol, symmetric=False):
             break
         x = x - g / L
     hist = {k: np.asarray(v) for k, v in hist.items()}
-    return wn.SolveResult(x=x.reshape(d1, d2), fun=hist["loss"][-1], nit=len(hist["loss"]) - 1,
-                          success=reason == "tol", stop_reason=reason,
-                          residual_norm=float(hist["residual_norm"][-1]),
-                          time=time.perf_counter() - t0, history=hist, method="gd_x",
-                          factors={})
+    nit = len(hist["loss"]) - 1
+    return wn.SolveResult.finished(reason, x=x.reshape(d1, d2), fun=hist["loss"][-1], nit=nit,
+                                   nfev=nit + 1, residual_norm=float(hist["residual_norm"][-1]),
+                                   time=time.perf_counter() - t0, history=hist, method="gd_x",
+                                   factors={})
 
 
 SNN_SYM = MethodSpec("snn", "SNN, symmetric family", "snn",
@@ -86,17 +86,14 @@ def snn(ctx, *, d, m, true_rank, max_iter, max_iter_x, tol):
     ctx.echo(f"d = {d}, m = {m} Gaussian measurements A_i (general, i.i.d. entries); rank-"
              f"{true_rank} PSD target with unit nuclear norm. Unknowns: {d * d} for a general X, "
              f"{sym_dof} for a symmetric X")
-    ctx.start_progress(4)
-    try:
+    with ctx.progress(4):
         ctx.solve("snn", {}, SNN_SYM, op_sym, y, d, x_true=Zs, rng=ctx.rng(2), max_iter=max_iter,
                   tol=tol)
         ctx.solve("snn", {}, SNN_RECT, op_gen, y, d, x_true=Zs, rng=ctx.rng(2),
                   max_iter=max_iter, tol=tol)
         for spec, symmetric in ((GD_X, False), (GD_X_SYM, True)):
             res = gd_on_x(M, y, Zs, max_iter=max_iter_x, tol=tol, symmetric=symmetric)
-            ctx.add_run(Run("snn", {}, spec, res, res.time))
-    finally:
-        ctx.stop_progress()
+            ctx.add_run(Run("snn", {}, spec, res))
     rows, err = [], {}
     for run in ctx.runs:
         err[run.key] = run.final_rel_error
@@ -156,9 +153,8 @@ def headtohead(ctx, *, d, true_rank, m_factor, kappas, ranks, max_iter, target, 
     ctx.echo(f"d = {d}, r* = {true_rank}, m = {m_factor:g} d r* = {m}, kappa in "
              f"{{{', '.join(f'{k:g}' for k in kappas)}}}, search rank r in "
              f"{{{', '.join(map(str, ranks))}}}; target relative error {target:g}")
-    ctx.start_progress(len(kappas) * len(ranks) * len(H2H_METHODS))
     configs = []
-    try:
+    with ctx.progress(len(kappas) * len(ranks) * len(H2H_METHODS)):
         for i, kappa in enumerate(kappas):
             Zs = wn.low_rank_target(d, true_rank, kappa, rng=ctx.rng(0, i))
             y = op.forward(Zs)
@@ -168,8 +164,6 @@ def headtohead(ctx, *, d, true_rank, m_factor, kappas, ranks, max_iter, target, 
                 for spec in H2H_METHODS:
                     ctx.solve(cfg, {"kappa": kappa, "rank": r}, spec, op, y, r, x_true=Zs,
                               rng=ctx.rng(2, i), max_iter=max_iter, tol=target / 10)
-    finally:
-        ctx.stop_progress()
     rows = []
     for cfg in configs:
         kappa, r = (part.split("=")[1] for part in cfg.split(","))

@@ -100,9 +100,8 @@ def fig2a(ctx, *, d, true_rank, rank, kappas, operator, m, max_iter, tol, init_s
              else f"symmetric Gaussian operator, m = {m}")
     ctx.echo(f"d = {d}, r* = {true_rank}, r = {rank}, kappa in {{{', '.join(f'{k:g}' for k in kappas)}}}, "
              f"{where}, up to {max_iter} iterations, tol {tol:g}")
-    ctx.start_progress(len(kappas) * len(methods))
     configs = []
-    try:
+    with ctx.progress(len(kappas) * len(methods)):
         for i, kappa in enumerate(kappas):
             cfg = f"kappa={kappa:g}"
             configs.append(cfg)
@@ -111,8 +110,6 @@ def fig2a(ctx, *, d, true_rank, rank, kappas, operator, m, max_iter, tol, init_s
             for spec in methods:
                 ctx.solve(cfg, {"kappa": kappa}, spec, op, y, rank, x_true=Zs,
                           rng=ctx.rng(2, i), max_iter=max_iter, tol=tol)
-    finally:
-        ctx.stop_progress()
     table = convergence_table(ctx, configs, "kappa", ctx.thresholds)
     foot = [f"'—': not reached within {max_iter} iterations."]
     if preconditioned:
@@ -154,17 +151,14 @@ def fig2b(ctx, *, d, m, true_rank, kappa, ranks, max_iter, tol, init_scale, dtyp
     Zs = wn.low_rank_target(d, true_rank, kappa, rng=ctx.rng(0))
     op = make_operator(ctx, "gaussian", d, m, dtype=dtype, packed=packed)
     y = op.forward(Zs)
-    ctx.start_progress(len(ranks) * len(methods))
     configs = []
-    try:
+    with ctx.progress(len(ranks) * len(methods)):
         for r in ranks:
             cfg = f"r={r}"
             configs.append(cfg)
             for spec in methods:
                 ctx.solve(cfg, {"rank": r}, spec, op, y, r, x_true=Zs, rng=ctx.rng(2),
                           max_iter=max_iter, tol=tol)
-    finally:
-        ctx.stop_progress()
     table = convergence_table(ctx, configs, "r", ctx.thresholds)
     print_table(ctx, table, [f"'—': not reached within {max_iter} iterations."])
 
@@ -219,9 +213,8 @@ def full_rank(ctx, *, ds, true_rank, kappa, operator, m_factor, max_iter, tol, i
     ctx.thresholds = (1e-10,)
     methods = [WN, gd_spec(init_scale)]
     ctx.echo(f"search rank r = d, r* = {true_rank}, kappa = {kappa:g}, operator {operator}")
-    ctx.start_progress(len(ds) * len(methods))
     configs = []
-    try:
+    with ctx.progress(len(ds) * len(methods)):
         for i, d in enumerate(ds):
             cfg = f"d={d}"
             configs.append(cfg)
@@ -232,8 +225,6 @@ def full_rank(ctx, *, ds, true_rank, kappa, operator, m_factor, max_iter, tol, i
             for spec in methods:
                 ctx.solve(cfg, {"d": d}, spec, op, y, d, x_true=Zs, rng=ctx.rng(2, i),
                           max_iter=max_iter, tol=tol)
-    finally:
-        ctx.stop_progress()
     headers = ["d", "method", "rel err after 1 it", "final rel err", "it to 1e-10", "stop"]
     rows, after1 = [], {}
     for run in ctx.runs:
@@ -279,14 +270,11 @@ def retractions(ctx, *, d, m, true_rank, rank, kappa, operator, constant_step, m
     y = op.forward(Zs)
     ctx.echo(f"d = {d}, r* = {true_rank}, r = {rank}, kappa = {kappa:g}, operator {operator}"
              f"{f' (m = {m})' if operator == 'gaussian' else ''}")
-    ctx.start_progress(len(steps) * len(specs))
-    try:
+    with ctx.progress(len(steps) * len(specs)):
         for cfg, eta in steps:
             for spec in specs:
                 ctx.solve(cfg, {"step": "armijo" if eta is None else eta}, spec, op, y, rank,
                           x_true=Zs, rng=ctx.rng(2), max_iter=max_iter, tol=tol, step_size=eta)
-    finally:
-        ctx.stop_progress()
     configs = [c for c, _ in steps]
     table = convergence_table(ctx, configs, "step", ctx.thresholds)
     print_table(ctx, table)
@@ -324,9 +312,8 @@ def noise(ctx, *, d, m, true_rank, rank, kappa, sigmas, max_iter, tol):
     dof = rank * d - rank * (rank - 1) // 2
     ctx.echo(f"d = {d}, m = {m}, r* = {true_rank}, r = {rank}, kappa = {kappa:g}; "
              f"y = A(Z*) + sigma * N(0, I_m)")
-    ctx.start_progress(len(sigmas))
     configs, floors = [], {}
-    try:
+    with ctx.progress(len(sigmas)):
         for i, sigma in enumerate(sigmas):
             cfg = f"sigma={sigma:g}"
             configs.append(cfg)
@@ -334,8 +321,6 @@ def noise(ctx, *, d, m, true_rank, rank, kappa, sigmas, max_iter, tol):
             floors[cfg] = sigma * math.sqrt(dof) / z_norm
             ctx.solve(cfg, {"sigma": sigma}, WN, op, y, rank, x_true=Zs, rng=ctx.rng(2),
                       max_iter=max_iter, tol=tol, xtol=1e-13)
-    finally:
-        ctx.stop_progress()
     headers = ["sigma", "final rel err", "predicted floor", "ratio", "err at 1/2 iters",
                "iterations", "stop"]
     rows, ratios, plateau = [], {}, {}
@@ -404,13 +389,10 @@ def saddles(ctx, *, d, true_rank, rank, kappa, spectrum, max_iter, tol, theta0, 
              + ", ".join(f"l={l}: {b:.3g}" for l, b in enumerate(best)))
     methods = [MethodSpec("wn_rgd", "WN-RGD", "wn_rgd", {"theta0": theta0}),
                gd_spec(init_scale)]
-    ctx.start_progress(len(methods))
-    try:
+    with ctx.progress(len(methods)):
         for spec in methods:
             ctx.solve("saddles", {}, spec, op, y, rank, x_true=Zs, rng=ctx.rng(2),
                       max_iter=max_iter, tol=tol)
-    finally:
-        ctx.stop_progress()
     visits, rows = {}, []
     for run in ctx.runs:
         e = run.history["rel_error"]

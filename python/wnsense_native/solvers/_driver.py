@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from ..result import STOP_REASONS, SolveResult
+from ..result import SolveResult
 
 logger = logging.getLogger("wnsense_native")
 
@@ -110,15 +110,15 @@ def run(method, problem, *, method_name, max_iter, tol, gtol, xtol, max_time, ca
     finally:
         if bar is not None:
             bar.close()
-    status, success, message = STOP_REASONS[reason]
     elapsed = time.perf_counter() - t_start
-    logger.info("%s: %s after %d iterations (%.3g s)", method_name, message, nit, elapsed)
-    return SolveResult(
-        x=method.x(), fun=float(method.loss), nit=nit, nfev=problem.nfev, success=success,
-        status=status, message=message, stop_reason=reason, method=method_name,
+    result = SolveResult.finished(
+        reason, x=method.x(), fun=float(method.loss), nit=nit, nfev=problem.nfev,
+        method=method_name,
         factors={k: np.array(v) for k, v in method.factors.items()},
         residual_norm=problem.relative_residual(method.sumsq), time=elapsed,
         history=history.arrays())
+    logger.info("%s: %s after %d iterations (%.3g s)", method_name, result.message, nit, elapsed)
+    return result
 
 
 def _intermediate(method, nit):
