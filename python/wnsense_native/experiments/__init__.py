@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 
-from ._base import NOTSET, Context, Experiment, ExperimentError, Param, jsonable
+from ._base import Context, Experiment, ExperimentError, Param, jsonable
 from . import asymmetric as _asym
 from . import competitors as _comp
 from . import convergence as _conv

@@ -243,6 +243,10 @@ class Run:
     def history(self):
         return self.result.history
 
+    def value(self, name) -> str:
+        """The config value ``name`` as a table cell (``:g``, as in the config label)."""
+        return f"{self.config_values[name]:g}"
+
     @property
     def key(self):
         return self.spec.key

@@ -41,7 +41,7 @@ def asymmetric(ctx, *, d1, d2, m, true_rank, rank, kappa, alphas, step_size, max
             err.setdefault(key, []).append(run.final_rel_error)
             growth = float(np.max(im) - im[0]) / z_norm
             imb_growth.setdefault(key, []).append(growth)
-            rows.append([cfg.split("=")[1], run.label, fmt_num(run.final_rel_error),
+            rows.append([run.value("alpha"), run.label, fmt_num(run.final_rel_error),
                          fmt_num(float(im[0]) / z_norm), fmt_num(float(np.max(im)) / z_norm),
                          fmt_num(growth), fmt_num(run.result.residual_norm),
                          str(run.result.nit), run.result.stop_reason])
@@ -166,7 +166,7 @@ def image(ctx, *, image_name, size, true_rank, extra_rank, m_factor, max_iter, t
         err_img = float(np.linalg.norm(run.result.x - img) / np.linalg.norm(img))
         rec[f"{run.config},{run.key}"] = {"rel_error_vs_lowrank": run.final_rel_error,
                                            "rel_error_vs_image": err_img}
-        rows.append([run.config.split("=")[1], run.label, fmt_num(run.final_rel_error),
+        rows.append([run.value("rank"), run.label, fmt_num(run.final_rel_error),
                      fmt_num(err_img), str(run.result.nit), f"{run.result.time:.2f}",
                      run.result.stop_reason])
     table = format_table(["r", "method", "err vs rank-r* truth", "err vs image", "iterations",

@@ -166,11 +166,10 @@ def headtohead(ctx, *, d, true_rank, m_factor, kappas, ranks, max_iter, target, 
                               rng=ctx.rng(2, i), max_iter=max_iter, tol=target / 10)
     rows = []
     for cfg in configs:
-        kappa, r = (part.split("=")[1] for part in cfg.split(","))
         for run in ctx.runs:
             if run.config == cfg:
                 it, sec = fmt_reach(run.reach(target))
-                rows.append([kappa, r, run.label, it, sec, fmt_num(run.final_rel_error),
+                rows.append([run.value("kappa"), run.value("rank"), run.label, it, sec, fmt_num(run.final_rel_error),
                              run.result.stop_reason])
     table = format_table(["kappa", "r", "method", f"it to {target:g}", f"s to {target:g}",
                           "final rel err", "stop"], rows)

@@ -232,7 +232,7 @@ def full_rank(ctx, *, ds, true_rank, kappa, operator, m_factor, max_iter, tol, i
         e1 = float(e[1]) if len(e) > 1 else None
         if run.key == "wn_rgd":
             after1[run.config] = e1
-        rows.append([run.config.split("=")[1], run.label, fmt_num(e1), fmt_num(run.final_rel_error),
+        rows.append([run.value("d"), run.label, fmt_num(e1), fmt_num(run.final_rel_error),
                      fmt_reach(run.reach(1e-10))[0], run.result.stop_reason])
     table = format_table(headers, rows)
     print_table(ctx, table)
@@ -333,7 +333,7 @@ def noise(ctx, *, d, m, true_rank, rank, kappa, sigmas, max_iter, tol):
         if fl > 0:
             ratios[cfg] = ratio
             plateau[cfg] = run.final_rel_error / mid
-        rows.append([cfg.split("=")[1], fmt_num(run.final_rel_error), fmt_num(fl if fl else None),
+        rows.append([run.value("sigma"), fmt_num(run.final_rel_error), fmt_num(fl if fl else None),
                      fmt_num(ratio, ".2f"), fmt_num(mid), str(run.result.nit),
                      run.result.stop_reason])
     table = format_table(headers, rows)
