@@ -66,25 +66,28 @@ def _find_openblas() -> list:
     return found
 
 
+def _openblas() -> list:
+    """The (setter, getter) pairs, found on first use; call with ``_lock`` held."""
+    global _libraries
+    if _libraries is None:
+        _libraries = _find_openblas()
+    return _libraries
+
+
 def openblas_threads() -> list[int]:
     """Current thread counts of the loaded OpenBLAS libraries (empty if none was found)."""
-    global _libraries
     with _lock:
-        if _libraries is None:
-            _libraries = _find_openblas()
-        return [get() for _, get in _libraries]
+        return [get() for _, get in _openblas()]
 
 
 @contextlib.contextmanager
 def single_threaded_blas():
     """Run the body with every loaded OpenBLAS on one thread; restore the count afterwards."""
-    global _libraries, _depth
+    global _depth
     with _lock:
-        if _libraries is None:
-            _libraries = _find_openblas()
         if _depth == 0:
-            _saved[:] = [get() for _, get in _libraries]
-            for set_fn, _ in _libraries:
+            _saved[:] = [get() for _, get in _openblas()]
+            for set_fn, _ in _openblas():
                 set_fn(1)
         _depth += 1
     try:

@@ -271,15 +271,14 @@ def _symmetric_stack(stack: np.ndarray) -> bool:
     whole-array check would allocate two operator-sized temporaries)."""
     m, d, _ = stack.shape
     step = max(1, BLOCK_ELEMENTS // (d * d))
-    blocks = [stack[i:i + step] for i in range(0, m, step)]
-    scale = max(max(float(np.abs(b).max()) for b in blocks), 1e-300)
-    for b in blocks:
+    scale = worst = 0.0
+    for i in range(0, m, step):  # one pass: max |M| and max |M - M^T| together
+        b = stack[i:i + step]
+        scale = max(scale, float(b.max()), -float(b.min()))
         diff = b - b.transpose(0, 2, 1)
-        worst = float(np.abs(diff, out=diff).max())
+        worst = max(worst, float(np.abs(diff, out=diff).max()))
         del diff  # before the next block's temporary is allocated
-        if worst > 1e-12 * scale:
-            return False
-    return True
+    return worst <= 1e-12 * max(scale, 1e-300)
 
 
 def dense_sensing(M, *, symmetric=None, dtype=None, packed=False) -> DenseSensing:
