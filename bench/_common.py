@@ -6,6 +6,10 @@ import time
 import numpy as np
 
 from wnsense_native import _core
+from wnsense_native.experiments._base import format_table
+
+# (dtype, packed) of the dense storages every benchmark compares
+STORAGES = [("float64", False), ("float32", False), ("float64", True), ("float32", True)]
 
 
 def best_time(fn, repeat=7, warmup=1):
@@ -28,8 +32,12 @@ def read_bandwidth(nbytes=800_000_000, n_threads=None, repeat=7):
 
 
 def table(rows, headers):
-    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
-    line = "  ".join(str(h).rjust(w) for h, w in zip(headers, widths))
-    out = [line, "-" * len(line)]
-    out += ["  ".join(str(c).rjust(w) for c, w in zip(r, widths)) for r in rows]
-    return "\n".join(out)
+    return format_table(headers, rows)
+
+
+def constant_step_start(solve, op, y, rank, **options):
+    """A warm start for per-iteration timings: five default-rule iterations, then their last
+    step as a constant step (``solve(..., **constant_step_start(...))`` times the iteration
+    without step-size search)."""
+    res = solve(op, y, rank, rng=3, max_iter=5, tol=0, **options)
+    return {"step_size": float(res.history["step_size"][-1]) or 1e-3, "init": res.factors}

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 import wnsense_native as wn
-from _common import best_time, table
+from _common import STORAGES, best_time, constant_step_start, table
 
 
 def per_iteration(op, y, rank, method, iters=10):
-    res = wn.solve(op, y, rank, method=method, rng=3, max_iter=5, tol=0)
-    eta = float(res.history["step_size"][-1]) or 1e-3
+    start = constant_step_start(wn.solve, op, y, rank, method=method)
     run = lambda: wn.solve(op, y, rank, method=method, rng=3, max_iter=iters, tol=0,  # noqa: E731
-                           step_size=eta, init=res.factors)
+                           **start)
     return best_time(run, repeat=3) / iters
 
 
@@ -33,8 +30,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     Zs = wn.low_rank_target(args.d, args.rstar, 5.0, rng=1)
     rows = []
-    for dtype, packed in [("float64", False), ("float32", False), ("float64", True),
-                          ("float32", True)]:
+    for dtype, packed in STORAGES:
         op = wn.gaussian_sensing(args.d, args.m, dtype=dtype, packed=packed, rng=2)
         y = op.forward(Zs)
         t_fwd = best_time(lambda: op.forward(Zs))

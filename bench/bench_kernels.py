@@ -16,9 +16,7 @@ import numpy as np
 
 import wnsense_native as wn
 from wnsense_native._blas import single_threaded_blas
-from _common import best_time, read_bandwidth, table
-
-STORAGES = [("float64", False), ("float32", False), ("float64", True), ("float32", True)]
+from _common import STORAGES, best_time, read_bandwidth, table
 
 
 def main(argv=None):

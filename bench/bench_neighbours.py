@@ -17,10 +17,9 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-
 import wnsense_native as wn
 from _common import table
+from wnsense_native.experiments._base import fmt_reach, first_reach
 
 FAST = [("precgd", "PrecGD", {}),
         ("scaledgd", "ScaledGD(lambda)", {}),
@@ -28,15 +27,6 @@ FAST = [("precgd", "PrecGD", {}),
 SLOW = [("wn_rgd", "WN-RGD (plain)", {}),
         ("gd", "GD", {}),
         ("column_wn", "column-wise WN", {})]
-
-
-def to_target(res, target):
-    err = res.history["rel_error"]
-    below = np.flatnonzero(err <= target)
-    if below.size == 0:
-        return None, None
-    k = int(below[0])
-    return k, float(res.history["time"][k])
 
 
 def main(argv=None):
@@ -71,16 +61,14 @@ def main(argv=None):
         t = time.perf_counter()
         res = wn.solve(op, y, args.rank, n_threads=args.threads, **kw)
         wall = time.perf_counter() - t
-        k, secs = to_target(res, args.target)
-        row = [label, "-" if k is None else k, "-" if secs is None else f"{secs:.3f}",
+        row = [label, *fmt_reach(first_reach(res.history, args.target)),
                f"{res.nfev / max(res.nit, 1):.2f}", f"{res.history['rel_error'][-1]:.1e}",
                f"{res.nit} it / {wall:.2f} s ({res.stop_reason})"]
         if args.reference:
             kref = dict(kw, max_iter=res.nit, tol=0.0)
             t = time.perf_counter()
             ref = wn.reference.solve(op, y, args.rank, **kref)
-            kr, sr = to_target(ref, args.target)
-            row.append("-" if sr is None else f"{sr:.3f}")
+            row.append(fmt_reach(first_reach(ref.history, args.target))[1])
         rows.append(row)
         print(f"  {label}: done", flush=True)
     headers = ["method", "iterations", "seconds", "passes/it", "final error", "run"]

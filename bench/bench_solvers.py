@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 import wnsense_native as wn
-from _common import table
+from _common import constant_step_start, table
 
 CONFIGS = {
     "wn_rgd": {"method": "wn_rgd"},
@@ -64,10 +64,9 @@ def main(argv=None):
             try:
                 # warm start from a few default-rule iterations, then a constant step: the
                 # per-iteration cost without step-size search
-                res, _ = run(solve, o, y, args.rank, cfg, max_iter=5, tol=0)
-                eta = float(res.history["step_size"][-1]) or 1e-3
+                start = constant_step_start(solve, o, y, args.rank, **cfg)
                 res, secs = run(solve, o, y, args.rank, cfg, max_iter=args.iters, tol=0,
-                                step_size=eta, init=res.factors)
+                                **start)
                 per_it[label] = secs / args.iters
                 if args.max_iter == 0:
                     rows.append([name, label, f"{per_it[label] * 1e3:.2f}", "", "", ""])

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 import wnsense_native as wn
+from _common import STORAGES, constant_step_start
 
 D, M = 100, 20000
 
 
-@pytest.fixture(scope="module", params=[("float64", False), ("float32", False),
-                                        ("float64", True), ("float32", True)],
+@pytest.fixture(scope="module", params=STORAGES,
                 ids=lambda p: f"{p[0]}{'-packed' if p[1] else ''}")
 def operator(request):
     dtype, packed = request.param
@@ -38,8 +38,6 @@ def test_fused_residual_adjoint(benchmark, operator, data):
 def test_wn_rgd_iteration(benchmark, operator):
     Zs = wn.low_rank_target(D, 5, 5.0, rng=2)
     y = operator.forward(Zs)
-    res = wn.solve(operator, y, 10, rng=3, max_iter=5, tol=0)
-    eta = float(res.history["step_size"][-1])
+    start = constant_step_start(wn.solve, operator, y, 10)
     benchmark.pedantic(wn.solve, args=(operator, y, 10),
-                       kwargs=dict(rng=3, max_iter=10, tol=0, step_size=eta, init=res.factors),
-                       rounds=3)
+                       kwargs=dict(rng=3, max_iter=10, tol=0, **start), rounds=3)
