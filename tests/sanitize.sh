@@ -20,8 +20,9 @@
 # Env:     WNSAN_VENV   venv location (default /tmp/wnsan)
 #          WNSAN_REBUILD=0  reuse the venv's existing sanitized build
 #          PYTHON       interpreter that creates the venv (default: python3)
+#          WNSAN_OPTIONAL=1  exit 0 (run skipped) when the compiler has no libasan (CI)
 # Exit status: pytest's (non-zero on any failure or sanitizer report).
-# Measured (2 loaded cores): build ~1.5 min, test suite ~3 min under the sanitizers.
+# Measured (2 cores): build ~2.5 min, test suite ~3 min under the sanitizers.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,6 +37,10 @@ LIBSTDCXX=$(gcc -print-file-name=libstdc++.so)
 for lib in "$LIBASAN" "$LIBSTDCXX"; do
   if [[ "$lib" != /* || ! -e "$lib" ]]; then
     echo "sanitize.sh: $lib not found (gcc -print-file-name)" >&2
+    if [[ "${WNSAN_OPTIONAL:-0}" == 1 ]]; then
+      echo "sanitize.sh: sanitizer run skipped" >&2
+      exit 0
+    fi
     exit 2
   fi
 done
