@@ -14,13 +14,19 @@ from .column_wn import column_wn_for
 from .gd import gd_for
 from .precgd import precgd_for, scaledgd_for
 from .snn import snn_for
-from .wn_rgd_rect import wn_rgd_for  # symmetric: .wn_rgd.WNRGD; rectangular: .wn_rgd_rect
+from .wn_rgd import WNRGD
+from .wn_rgd_rect import RectangularWNRGD
 
 __all__ = ["solve", "REFERENCE_METHODS", "numpy_residual"]
 
+
+def _wn_rgd_for(symmetric):
+    return WNRGD if symmetric else RectangularWNRGD
+
+
 # method name -> (operator is symmetric) -> Method class
 REFERENCE_METHODS = {
-    "wn_rgd": wn_rgd_for,
+    "wn_rgd": _wn_rgd_for,
     "gd": gd_for,
     "precgd": precgd_for,
     "scaledgd": scaledgd_for,

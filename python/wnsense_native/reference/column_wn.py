@@ -7,14 +7,15 @@
 
 Same start (shared with the native method: ``W_0 = N(0,1)/sqrt(d)``, ``g_0 = init_scale ||w_j||``,
 i.e. ``Y_0`` is GD's small random start), same step-size rule (``slope = ||grad||^2``, first trial
-``1/||y||``) and options as :mod:`wnsense_native.solvers.column_wn`.
+``1/||y||``), options and history as :mod:`wnsense_native.solvers.column_wn` (whose setup class
+holds them).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..solvers._problem import sym
-from ..solvers.column_wn import ColumnWNSetup
+from ..solvers.column_wn import ColumnWNSetup, require_symmetric
 
 
 def factor(W, g):
@@ -29,17 +30,18 @@ class ColumnWN(ColumnWNSetup):
 
     def _begin(self, start):
         W, g = start["W"], start["g"]
-        self._adopt(W, g, self._residual(W, g))
+        self._adopt(W, g, *self._residual(W, g))
 
     def _residual(self, W, g):
+        """``(Y, (r, ||r||^2, A*(r)))`` at ``Y = W diag(g / ||w||)``, ``Z = Y Y^T``."""
         Y = factor(W, g)
-        return self.problem.residual(Y, Y)
+        return Y, self.problem.residual(Y, Y)
 
-    def _adopt(self, W, g, residual):
+    def _adopt(self, W, g, Y, residual):
         _, sumsq, Astar_r = residual
         self.W, self.g, self.sumsq = W, g, sumsq
         self.loss = self.problem.loss(sumsq)
-        H = sym(Astar_r) @ factor(W, g)                  # grad_Y f = S Y, column j is h_j
+        H = sym(Astar_r) @ Y                             # grad_Y f = S Y, column j is h_j
         self.grad_W = np.empty_like(W)
         self.grad_g = np.empty_like(g)
         for j in range(W.shape[1]):
@@ -57,26 +59,20 @@ class ColumnWN(ColumnWNSetup):
         Y = factor(self.W, self.g)
         return Y @ Y.T
 
-    def extra_history(self):
-        return {"min_column_norm": float(np.linalg.norm(self.W, axis=0).min())}
-
     def step(self):
         def trial(eta):
             W_new = self.W - eta * self.grad_W
             g_new = self.g - eta * self.grad_g
-            res = self._residual(W_new, g_new)
-            return self.problem.loss(res[1]), (W_new, g_new, res)
+            Y_new, res = self._residual(W_new, g_new)
+            return self.problem.loss(res[1]), (W_new, g_new, Y_new, res)
 
-        hint = 1.0 / max(self.problem.y_norm, 1e-300)
-        eta, _, (W_new, g_new, res), ok = self.step_rule.search(self.loss, self.grad_norm ** 2,
-                                                                trial, hint)
+        eta, _, (W_new, g_new, Y_new, res), ok = self.step_rule.search(
+            self.loss, self.grad_norm ** 2, trial, self.step_hint())
         self.step_size = eta
-        self._adopt(W_new, g_new, res)
+        self._adopt(W_new, g_new, Y_new, res)
         return ok
 
 
 def column_wn_for(symmetric: bool):
-    if not symmetric:
-        raise ValueError("method='column_wn' needs a symmetric operator (Z = Y Y^T); "
-                         "for rectangular operators use 'gd', 'precgd', 'scaledgd' or 'wn_rgd'")
+    require_symmetric(symmetric)
     return ColumnWN

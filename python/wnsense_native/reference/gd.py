@@ -7,8 +7,9 @@ Asymmetric (Soltanolkotabi, Stoger, Xie 2023):  f = 1/2 ||A(U V^T) - y||^2,  E =
     U+ = U - eta E V,  V+ = V - eta E^T U  (simultaneous),
     small init U_0, V_0 = alpha N(0,1) / sqrt(r); imbalanced init (alpha, alpha/3) on request.
 
-Same starts, step-size rule (``hint = 1/||y||``, ``slope = ||grad||^2``) and options as the native
-methods in :mod:`wnsense_native.solvers.gd`, so both produce the same iterates to rounding.
+Same starts, step-size rule (first trial ``step_hint() = 1/||y||``, ``slope = ||grad||^2``),
+options and history as the native methods in :mod:`wnsense_native.solvers.gd` (whose setup
+classes hold them), so both produce the same iterates to rounding.
 """
 from __future__ import annotations
 
@@ -47,9 +48,8 @@ class SymmetricGD(SymmetricGDSetup):
             res = self.problem.residual(Y_new, Y_new)
             return self.problem.loss(res[1]), (Y_new, res)
 
-        hint = 1.0 / max(self.problem.y_norm, 1e-300)
         eta, _, (Y_new, res), ok = self.step_rule.search(self.loss, self.grad_norm ** 2, trial,
-                                                         hint)
+                                                         self.step_hint())
         self.step_size = eta
         self._adopt(Y_new, res)
         return ok
@@ -58,7 +58,8 @@ class SymmetricGD(SymmetricGDSetup):
 class AsymmetricGD(AsymmetricGDSetup):
     """Factorized GD on ``Z = U V^T`` (reference). Options and start as the native method
     (:class:`~wnsense_native.solvers.gd.AsymmetricGDSetup`): ``init_scale`` (alpha) and
-    ``imbalanced`` (V_0 at alpha/3). Records ``imbalance = ||U^T U - V^T V||_F``."""
+    ``imbalanced`` (V_0 at alpha/3). Records ``imbalance = ||U^T U - V^T V||_F`` (through the
+    setup class)."""
 
     def _begin(self, start):
         U, V = start["U"], start["V"]
@@ -79,9 +80,6 @@ class AsymmetricGD(AsymmetricGDSetup):
     def x(self):
         return self.U @ self.V.T
 
-    def extra_history(self):
-        return {"imbalance": float(np.linalg.norm(self.U.T @ self.U - self.V.T @ self.V))}
-
     def step(self):
         def trial(eta):
             U_new = self.U - eta * self.grad_U              # simultaneous update
@@ -89,9 +87,8 @@ class AsymmetricGD(AsymmetricGDSetup):
             res = self.problem.residual(U_new, V_new)
             return self.problem.loss(res[1]), (U_new, V_new, res)
 
-        hint = 1.0 / max(self.problem.y_norm, 1e-300)
         eta, _, (U_new, V_new, res), ok = self.step_rule.search(self.loss, self.grad_norm ** 2,
-                                                                trial, hint)
+                                                                trial, self.step_hint())
         self.step_size = eta
         self._adopt(U_new, V_new, res)
         return ok

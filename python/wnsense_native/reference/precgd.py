@@ -10,8 +10,8 @@
     ScaledGD(lambda) (Xu, Shen, Chi, Ma):  lambda = damping (default 1e-10 ||y||)
 
 Same small random start as factorized GD, same step-size rule (``slope = <grad, direction>``,
-first trial 0.5) and options as :mod:`wnsense_native.solvers.precgd`, so both produce the same
-iterates to rounding.
+first trial 0.5), damping rule, options and history as :mod:`wnsense_native.solvers.precgd` (whose
+setup classes hold them), so both produce the same iterates to rounding.
 """
 from __future__ import annotations
 
@@ -19,15 +19,15 @@ import numpy as np
 
 from ..solvers._method import Method
 from ..solvers._problem import sym
-from ..solvers.precgd import (STEP_HINT, RectangularPrecGDSetup, RectangularScaledGDSetup,
+from ..solvers.precgd import (RectangularPrecGDSetup, RectangularScaledGDSetup,
                               SymmetricPrecGDSetup, SymmetricScaledGDSetup)
 
 
 class _PreconditionedGD(Method):
     """The shared iteration: every factor ``F`` steps along ``grad_F (P^T P + lambda I)^{-1}``
-    with ``P`` its partner factor. Model subclasses give the model and the gradients; damping
-    subclasses give ``lambda``; the setup classes of
-    :mod:`wnsense_native.solvers.precgd` give the options and the start."""
+    with ``P`` its partner factor. Model subclasses give the model and the gradients; the setup
+    classes of :mod:`wnsense_native.solvers.precgd` give the options, the start, ``lambda``
+    (``damping()``), the first trial step and the history."""
 
     PARTNER: dict = {}
 
@@ -59,13 +59,11 @@ class _PreconditionedGD(Method):
             res = self._residual(new)
             return self.problem.loss(res[1]), (new, res)
 
-        eta, _, (new, res), ok = self.step_rule.search(self.loss, slope, trial, STEP_HINT)
+        eta, _, (new, res), ok = self.step_rule.search(self.loss, slope, trial,
+                                                       self.step_hint())
         self.step_size = eta
         self._adopt(new, res)
         return ok
-
-    def extra_history(self):
-        return {"damping": float(self.damping())}
 
 
 class _Symmetric(_PreconditionedGD):
@@ -95,37 +93,23 @@ class _Rectangular(_PreconditionedGD):
     def x(self):
         return self.fac["U"] @ self.fac["V"].T
 
-    def extra_history(self):
-        U, V = self.fac["U"], self.fac["V"]
-        return {"imbalance": float(np.linalg.norm(U.T @ U - V.T @ V)), **super().extra_history()}
 
-
-class _PrecGDDamping:
-    def damping(self):
-        return self.damping_scale * float(np.sqrt(self.loss))    # lambda_t = c sqrt(f(Y_t))
-
-
-class _ScaledGDDamping:
-    def damping(self):
-        return self.lam                                          # fixed lambda
-
-
-class SymmetricPrecGD(SymmetricPrecGDSetup, _PrecGDDamping, _Symmetric):
+class SymmetricPrecGD(SymmetricPrecGDSetup, _Symmetric):
     """PrecGD on ``Z = Y Y^T`` (reference); options and start:
     :class:`~wnsense_native.solvers.precgd.SymmetricPrecGDSetup`."""
 
 
-class RectangularPrecGD(RectangularPrecGDSetup, _PrecGDDamping, _Rectangular):
+class RectangularPrecGD(RectangularPrecGDSetup, _Rectangular):
     """PrecGD on ``Z = U V^T`` (reference); options and start:
     :class:`~wnsense_native.solvers.precgd.RectangularPrecGDSetup`."""
 
 
-class SymmetricScaledGD(SymmetricScaledGDSetup, _ScaledGDDamping, _Symmetric):
+class SymmetricScaledGD(SymmetricScaledGDSetup, _Symmetric):
     """ScaledGD(lambda) on ``Z = Y Y^T`` (reference); options and start:
     :class:`~wnsense_native.solvers.precgd.SymmetricScaledGDSetup`."""
 
 
-class RectangularScaledGD(RectangularScaledGDSetup, _ScaledGDDamping, _Rectangular):
+class RectangularScaledGD(RectangularScaledGDSetup, _Rectangular):
     """ScaledGD(lambda) on ``Z = U V^T`` (reference); options and start:
     :class:`~wnsense_native.solvers.precgd.RectangularScaledGDSetup`."""
 

@@ -58,7 +58,14 @@ def cayley_retraction(X, Gt, eta):
     return B - a * (U @ np.linalg.solve(small, V.T @ B))          # (I + a W)^{-1} B
 
 
-_RETRACT = {"polar": polar_retraction, "qr": qr_retraction, "cayley": cayley_retraction}
+def retract(kind, X, G_dir, Gt, eta):
+    """Step 3, ``Retr_X(-eta G_dir)``: polar and QR move along the tangent ``-G_dir``; Cayley is
+    built from the Euclidean ``Gt``. Shared by the symmetric and the rectangular method."""
+    if kind == "polar":
+        return polar_retraction(X, G_dir, eta)
+    if kind == "qr":
+        return qr_retraction(X, G_dir, eta)
+    return cayley_retraction(X, Gt, eta)
 
 
 class WNRGD(WNRGDSetup):
@@ -99,18 +106,12 @@ class WNRGD(WNRGDSetup):
         return self.X @ self.Theta @ self.X.T
 
     # -- one iteration -----------------------------------------------------------------------
-    def _retract(self, eta):
-        # step 3: polar and QR move along -G_dir; Cayley is built from the Euclidean Gt
-        if self.retraction == "cayley":
-            return cayley_retraction(self.X, self.Gt, eta)
-        return _RETRACT[self.retraction](self.X, self.G_dir, eta)
-
     def step(self):
         Theta = self.Theta
 
         def trial(eta):
             # the residual at (X+, Theta): the step-size test, and S(X+, Theta) for step 4
-            X_new = self._retract(eta)
+            X_new = retract(self.retraction, self.X, self.G_dir, self.Gt, eta)
             res = self._residual(X_new, Theta)
             return self.problem.loss(res[1]), (X_new, res[2])
 
@@ -121,9 +122,9 @@ class WNRGD(WNRGDSetup):
             # and S(X, Theta) is the one already computed
             eta, ok, X_new, Astar_mid, loss_mid = 0.0, True, self.X, self.S, self.loss
         else:
-            hint = 1.0 if self.preconditioned else 1.0 / np.linalg.norm(Theta, 2) ** 2
+            # first trial: 1 when preconditioned, else 1/||Theta||_2^2 (WNRGDSetup.step_hint)
             eta, loss_mid, (X_new, Astar_mid), ok = self.step_rule.search(self.loss, slope,
-                                                                          trial, hint)
+                                                                          trial, self.step_hint())
         self.step_size = eta
         # step 4: magnitude step with the new direction (mu halved by the safeguarded rule
         # only if the loss would increase)
@@ -138,10 +139,3 @@ class WNRGD(WNRGDSetup):
         Theta_new, res = magnitude_search(self.step_rule, loss_mid, self.mu, magnitude)
         self._adopt(X_new, Theta_new, res)
         return ok
-
-
-def wn_rgd_for(symmetric: bool):
-    if not symmetric:
-        raise ValueError("method='wn_rgd' needs a symmetric operator "
-                         "(rectangular WN-RGD is not available yet)")
-    return WNRGD

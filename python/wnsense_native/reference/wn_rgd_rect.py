@@ -9,8 +9,9 @@ from the paper; read against :mod:`wnsense_native.solvers.wn_rgd_rect`:
     3. Theta+ = Theta - mu X_L+^T E(X_L+, Theta, X_R+) X_R+,  mu = 1
        (population case: Theta+ = X_L+^T Z* X_R+ exactly)
 
-Same start, step-size rule (``hint = 1/||Theta||^2``, or 1 when preconditioned), magnitude
-safeguard and options as the native method, so both produce the same iterates to rounding.
+Same start, step-size rule (first trial ``1/||Theta||_2^2``, or 1 when preconditioned: the shared
+``step_hint``), magnitude safeguard and options as the native method, so both produce the same
+iterates to rounding.
 """
 from __future__ import annotations
 
@@ -18,10 +19,7 @@ import numpy as np
 
 from ..solvers._steps import magnitude_search
 from ..solvers.wn_rgd_rect import RectangularWNRGDSetup
-from .wn_rgd import WNRGD, cayley_retraction, polar_retraction, qr_retraction
-from .wn_rgd import tangent_projection
-
-_RETRACT = {"polar": polar_retraction, "qr": qr_retraction}
+from .wn_rgd import retract, tangent_projection
 
 
 class RectangularWNRGD(RectangularWNRGDSetup):
@@ -42,13 +40,14 @@ class RectangularWNRGD(RectangularWNRGDSetup):
         _, sumsq, E = residual
         self.XL, self.Theta, self.XR, self.sumsq, self.E = XL, Theta, XR, sumsq, E
         self.loss = self.problem.loss(sumsq)                       # 1/2 ||A(Z) - y||^2
-        grad_L = E @ XR @ Theta.T                                  # grad_XL f
-        grad_R = E.T @ XL @ Theta                                  # grad_XR f
+        EXR, EtXL = E @ XR, E.T @ XL
+        grad_L = EXR @ Theta.T                                     # grad_XL f = E X_R Theta^T
+        grad_R = EtXL @ Theta                                      # grad_XR f = E^T X_L Theta
         grad_Theta = XL.T @ E @ XR                                 # grad_Theta f
         self.G_L = tangent_projection(XL, grad_L)                  # Riemannian gradients
         self.G_R = tangent_projection(XR, grad_R)
         if self.preconditioned:        # drop the Theta factor (project addition)
-            self.Gt_L, self.Gt_R = E @ XR, E.T @ XL
+            self.Gt_L, self.Gt_R = EXR, EtXL
             self.Gd_L = tangent_projection(XL, self.Gt_L)
             self.Gd_R = tangent_projection(XR, self.Gt_R)
         else:
@@ -63,17 +62,12 @@ class RectangularWNRGD(RectangularWNRGDSetup):
     def x(self):
         return self.XL @ self.Theta @ self.XR.T
 
-    def _retract(self, X, G_dir, Gt, eta):
-        if self.retraction == "cayley":
-            return cayley_retraction(X, Gt, eta)
-        return _RETRACT[self.retraction](X, G_dir, eta)
-
     def step(self):
         Theta = self.Theta
 
         def trial(eta):
-            XL = self._retract(self.XL, self.Gd_L, self.Gt_L, eta)
-            XR = self._retract(self.XR, self.Gd_R, self.Gt_R, eta)
+            XL = retract(self.retraction, self.XL, self.Gd_L, self.Gt_L, eta)
+            XR = retract(self.retraction, self.XR, self.Gd_R, self.Gt_R, eta)
             res = self._residual(XL, Theta, XR)
             return self.problem.loss(res[1]), (XL, XR, res[2])
 
@@ -82,9 +76,8 @@ class RectangularWNRGD(RectangularWNRGDSetup):
             # zero direction (Theta = 0 at the default start, or a critical point)
             eta, ok, XL, XR, E_mid, loss_mid = 0.0, True, self.XL, self.XR, self.E, self.loss
         else:
-            hint = 1.0 if self.preconditioned else 1.0 / np.linalg.norm(Theta, 2) ** 2
             eta, loss_mid, (XL, XR, E_mid), ok = self.step_rule.search(self.loss, slope, trial,
-                                                                       hint)
+                                                                       self.step_hint())
         self.step_size = eta
         # magnitude step with the new directions
         Delta = XL.T @ E_mid @ XR
@@ -97,8 +90,3 @@ class RectangularWNRGD(RectangularWNRGDSetup):
         Theta_new, res = magnitude_search(self.step_rule, loss_mid, self.mu, magnitude)
         self._adopt(XL, Theta_new, XR, res)
         return ok
-
-
-def wn_rgd_for(symmetric: bool):
-    """Symmetric operators: :class:`~.wn_rgd.WNRGD`; rectangular: :class:`RectangularWNRGD`."""
-    return WNRGD if symmetric else RectangularWNRGD

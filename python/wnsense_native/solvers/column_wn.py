@@ -30,7 +30,8 @@ class ColumnWNSetup(FactorizedSetup):
     """Options and start of column-wise WN, shared with the reference method: ``init_scale``
     (default 1e-3) and the shared ``diagnostics`` / ``hessian_every``; the start described in
     the module docstring (drawn from ``gen`` exactly like factorized GD's), or a warm start
-    ``{"W": W0, "g": g0}`` whose ``W0`` has no zero column."""
+    ``{"W": W0, "g": g0}`` whose ``W0`` has no zero column. Records ``min_column_norm =
+    min_j ||w_j||`` in the history."""
 
     name = "column_wn"
 
@@ -48,6 +49,10 @@ class ColumnWNSetup(FactorizedSetup):
             raise ValueError("init['W'] must not have a zero column")
         return start
 
+    def extra_history(self):
+        W = self.factors["W"]
+        return {"min_column_norm": float(np.sqrt(np.min(np.sum(W ** 2, axis=0))))}
+
 
 class ColumnWN(ColumnWNSetup, _FactorizedGD):
     """Column-wise weight-normalized GD on ``Y = W diag(g / ||w||)``, ``Z = Y Y^T``. Option
@@ -60,12 +65,14 @@ class ColumnWN(ColumnWNSetup, _FactorizedGD):
         Y = ColumnNormalized.model(self.fac)[0]
         return Y @ Y.T
 
-    def extra_history(self):
-        return {"min_column_norm": float(np.sqrt(np.min(np.sum(self.fac["W"] ** 2, axis=0))))}
 
-
-def column_wn_for(symmetric: bool):
+def require_symmetric(symmetric: bool) -> None:
+    """Column-wise WN is defined for symmetric operators only (both backends)."""
     if not symmetric:
         raise ValueError("method='column_wn' needs a symmetric operator (Z = Y Y^T); "
                          "for rectangular operators use 'gd', 'precgd', 'scaledgd' or 'wn_rgd'")
+
+
+def column_wn_for(symmetric: bool):
+    require_symmetric(symmetric)
     return ColumnWN

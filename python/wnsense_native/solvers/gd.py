@@ -45,6 +45,10 @@ class FactorizedSetup(Method):
     def _draw(self, gen, problem, rank, alpha, **start_options) -> dict:
         raise NotImplementedError
 
+    def step_hint(self):
+        """First trial of the step-size search: ``1 / ||y||``."""
+        return 1.0 / max(self.problem.y_norm, 1e-300)
+
 
 class SymmetricGDSetup(FactorizedSetup):
     """``Z = Y Y^T``: ``Y_0 = alpha N(0,1)^{d x r} / sqrt(d)``."""
@@ -61,7 +65,8 @@ class SymmetricGDSetup(FactorizedSetup):
 
 class AsymmetricGDSetup(FactorizedSetup):
     """``Z = U V^T``: ``U_0, V_0 = alpha N(0,1) / sqrt(r)`` (``U_0`` drawn first); option
-    ``imbalanced``: ``V_0`` at ``alpha/3`` (the imbalanced init of Xiong et al.)."""
+    ``imbalanced``: ``V_0`` at ``alpha/3`` (the imbalanced init of Xiong et al.). Records the
+    ``imbalance`` in the history."""
 
     name = "gd"
     OPTIONS = {"init_scale": 1e-3, "imbalanced": False, **DIAGNOSTIC_OPTIONS}
@@ -74,6 +79,11 @@ class AsymmetricGDSetup(FactorizedSetup):
         U = small_gaussian(gen, (problem.d1, rank), alpha, rank)
         V = small_gaussian(gen, (problem.d2, rank), alpha / 3 if imbalanced else alpha, rank)
         return {"U": U, "V": V}
+
+    def extra_history(self):
+        """``imbalance = ||U^T U - V^T V||_F`` (recorded by every method on ``Z = U V^T``)."""
+        U, V = self.factors["U"], self.factors["V"]
+        return {"imbalance": float(np.linalg.norm(U.T @ U - V.T @ V))}
 
 
 # -- the native iteration ----------------------------------------------------------------------
@@ -100,8 +110,8 @@ class _FactorizedGD(Method):
             new = self._update(eta)
             return _evaluate(self, new)
 
-        hint = 1.0 / max(self.problem.y_norm, 1e-300)
-        eta, _, (new, res), ok = self.step_rule.search(self.loss, self.grad_norm ** 2, trial, hint)
+        eta, _, (new, res), ok = self.step_rule.search(self.loss, self.grad_norm ** 2, trial,
+                                                       self.step_hint())
         self.step_size = eta
         self._adopt(new, *res)
         return ok
@@ -129,7 +139,7 @@ class SymmetricGD(SymmetricGDSetup, _FactorizedGD):
 class AsymmetricGD(AsymmetricGDSetup, _FactorizedGD):
     """Factorized GD on ``Z = U V^T`` (rectangular operators). Options ``init_scale`` (alpha) and
     ``imbalanced`` (start V at alpha/3, the imbalanced init of Xiong et al.). Records the
-    imbalance ``||U^T U - V^T V||_F`` in the history."""
+    imbalance ``||U^T U - V^T V||_F`` in the history (:meth:`AsymmetricGDSetup.extra_history`)."""
 
     # Z = U V^T, grad_U f = E V, grad_V f = E^T U: the parameterization the diagnostics use
     _model = staticmethod(AsymmetricFactor.model)
@@ -137,10 +147,6 @@ class AsymmetricGD(AsymmetricGDSetup, _FactorizedGD):
 
     def x(self):
         return self.fac["U"] @ self.fac["V"].T
-
-    def extra_history(self):
-        U, V = self.fac["U"], self.fac["V"]
-        return {"imbalance": float(np.linalg.norm(U.T @ U - V.T @ V))}
 
 
 def gd_for(symmetric: bool):

@@ -50,9 +50,25 @@ DEFAULT_DAMPING = 1e-10
 
 # -- options and starts, shared with the reference methods ---------------------------------------
 
-class _PrecGDSetup:
-    """Mixin over a factorized-GD setup class: validates ``damping_scale`` (then the model's own
-    options and start)."""
+class _DampedSetup:
+    """Mixin over a factorized-GD setup class, shared by PrecGD and ScaledGD(lambda) in both
+    backends: the first trial step :data:`STEP_HINT`, and the history entry ``damping`` (the
+    ``lambda`` of the next step, after the model's own entries). Subclasses give
+    :meth:`damping`."""
+
+    def damping(self) -> float:
+        raise NotImplementedError
+
+    def step_hint(self):
+        return STEP_HINT
+
+    def extra_history(self):
+        return {**super().extra_history(), "damping": float(self.damping())}
+
+
+class _PrecGDSetup(_DampedSetup):
+    """Validates ``damping_scale`` (then the model's own options and start);
+    ``lambda_t = damping_scale * sqrt(f(Y_t))``."""
 
     name = "precgd"
 
@@ -61,10 +77,12 @@ class _PrecGDSetup:
                                          strict_minimum=True)
         return super()._setup(problem, rank, gen, init, **options)
 
+    def damping(self):
+        return self.damping_scale * float(np.sqrt(self.loss))
 
-class _ScaledGDSetup:
-    """Mixin over a factorized-GD setup class: ``damping`` -> the fixed ``self.lam`` (default
-    :func:`default_damping`)."""
+
+class _ScaledGDSetup(_DampedSetup):
+    """``damping`` -> the fixed ``lambda = self.lam`` (default :func:`default_damping`)."""
 
     name = "scaledgd"
 
@@ -72,6 +90,9 @@ class _ScaledGDSetup:
         self.lam = default_damping(problem) if damping is None else check_float(
             "damping", damping, minimum=0.0, strict_minimum=True)
         return super()._setup(problem, rank, gen, init, **options)
+
+    def damping(self):
+        return self.lam
 
 
 def default_damping(problem) -> float:
@@ -101,12 +122,9 @@ class _Preconditioned:
     """Mixin over a factorized-GD model class (:class:`~.gd.SymmetricGD` or
     :class:`~.gd.AsymmetricGD`): each factor's gradient is right-multiplied by
     ``(P^T P + lambda I)^{-1}``, ``P`` its partner in the model (``Y`` for ``Y``; ``V`` for ``U``;
-    ``U`` for ``V``). Subclasses choose ``lambda`` (:meth:`damping`)."""
+    ``U`` for ``V``). The setup classes choose ``lambda`` (:meth:`_DampedSetup.damping`)."""
 
     PARTNER = {"Y": "Y", "U": "V", "V": "U"}
-
-    def damping(self) -> float:
-        raise NotImplementedError
 
     def directions(self) -> dict:
         """``grad_F (P^T P + lambda I)^{-1}`` for every factor ``F``."""
@@ -125,42 +143,26 @@ class _Preconditioned:
         def trial(eta):
             return _evaluate(self, {k: v - eta * dirs[k] for k, v in self.fac.items()})
 
-        eta, _, (new, res), ok = self.step_rule.search(self.loss, slope, trial, STEP_HINT)
+        eta, _, (new, res), ok = self.step_rule.search(self.loss, slope, trial,
+                                                       self.step_hint())
         self.step_size = eta
         self._adopt(new, *res)
         return ok
 
-    def extra_history(self):
-        return {**super().extra_history(), "damping": float(self.damping())}
 
-
-class _PrecGD(_Preconditioned):
-    """``lambda_t = damping_scale * sqrt(f(Y_t))``."""
-
-    def damping(self):
-        return self.damping_scale * float(np.sqrt(self.loss))
-
-
-class _ScaledGD(_Preconditioned):
-    """Fixed ``lambda = damping`` (default ``1e-10 ||y||``)."""
-
-    def damping(self):
-        return self.lam
-
-
-class SymmetricPrecGD(_PrecGD, SymmetricPrecGDSetup, SymmetricGD):
+class SymmetricPrecGD(_Preconditioned, SymmetricPrecGDSetup, SymmetricGD):
     """PrecGD on ``Z = Y Y^T``. Options ``init_scale``, ``damping_scale``."""
 
 
-class RectangularPrecGD(_PrecGD, RectangularPrecGDSetup, AsymmetricGD):
+class RectangularPrecGD(_Preconditioned, RectangularPrecGDSetup, AsymmetricGD):
     """PrecGD on ``Z = U V^T``. Options ``init_scale``, ``imbalanced``, ``damping_scale``."""
 
 
-class SymmetricScaledGD(_ScaledGD, SymmetricScaledGDSetup, SymmetricGD):
+class SymmetricScaledGD(_Preconditioned, SymmetricScaledGDSetup, SymmetricGD):
     """ScaledGD(lambda) on ``Z = Y Y^T``. Options ``init_scale``, ``damping``."""
 
 
-class RectangularScaledGD(_ScaledGD, RectangularScaledGDSetup, AsymmetricGD):
+class RectangularScaledGD(_Preconditioned, RectangularScaledGDSetup, AsymmetricGD):
     """ScaledGD(lambda) on ``Z = U V^T``. Options ``init_scale``, ``imbalanced``, ``damping``."""
 
 

@@ -18,12 +18,22 @@ import numpy as np
 from .. import _core
 from .._validation import check_choice, check_float
 from ._init import stiefel_start, user_factors
-from .diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics
+from .diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics, model_for
 from ._method import Method
 from ._problem import sym
 from ._steps import magnitude_search
 
 RETRACTIONS = {"polar", "qr", "cayley"}
+
+
+def retract(kind, X, G_dir, Gt, eta):
+    """``Retr_X(-eta G_dir)``: polar / QR move along the tangent ``-G_dir``; Cayley is built from
+    the Euclidean ``Gt``. Shared by the symmetric and the rectangular method."""
+    if kind == "polar":
+        return _core.polar_retraction(X, G_dir, eta)
+    if kind == "qr":
+        return _core.qr_retraction(X, G_dir, eta)
+    return _core.cayley_retraction(X, Gt, eta)
 
 
 class WNRGDSetup(Method):
@@ -36,16 +46,15 @@ class WNRGDSetup(Method):
     (initial magnitude scalar multiple of I, default 0), and the shared ``diagnostics`` /
     ``hessian_every`` (:mod:`.diagnostics`).
 
-    Start: each factor of ``STIEFEL`` uniform on its Stiefel manifold (drawn in that order),
-    ``Theta_0 = theta0 I`` (0 by default): not a small init. A warm start's Stiefel factors must
-    have orthonormal columns.
+    Start: each Stiefel factor of the model (``stiefel`` of :func:`~.diagnostics.model_for`)
+    uniform on its manifold (drawn in that order), ``Theta_0 = theta0 I`` (0 by default): not a
+    small init. A warm start's Stiefel factors must have orthonormal columns; its factors the
+    model keeps symmetric (``symmetric_factors``: the symmetric ``Theta``) are symmetrized.
     """
 
     name = "wn_rgd"
     OPTIONS = {"retraction": "polar", "mu": 2.0, "preconditioned": False, "theta0": 0.0,
                **DIAGNOSTIC_OPTIONS}
-    STIEFEL = ("X",)
-    SYMMETRIC_THETA = True   # a warm start's Theta is symmetrized
 
     @classmethod
     def factor_shapes(cls, problem, rank):
@@ -58,14 +67,23 @@ class WNRGDSetup(Method):
         self.retraction = check_choice("retraction", retraction, RETRACTIONS)
         self.mu = check_float("mu", mu, minimum=0.0, strict_minimum=True)
         self.preconditioned = bool(preconditioned)
+        model = model_for(shapes)
         if init is not None:
-            start = user_factors(init, shapes, orthonormal=self.STIEFEL)
-            if self.SYMMETRIC_THETA:
-                start["Theta"] = sym(start["Theta"])
+            start = user_factors(init, shapes, orthonormal=model.stiefel)
+            for k in model.symmetric_factors:
+                start[k] = sym(start[k])
             return start
-        start = {k: stiefel_start(gen, shapes[k][0], rank) for k in self.STIEFEL}
+        start = {k: stiefel_start(gen, shapes[k][0], rank) for k in model.stiefel}
         start["Theta"] = check_float("theta0", theta0, minimum=-2.0, maximum=2.0) * np.eye(rank)
         return start
+
+    def step_hint(self):
+        """First trial of the direction search: 1 when preconditioned, else ``1/||Theta||_2^2``
+        (a callable: the spectral norm is computed only when the step rule reads it)."""
+        if self.preconditioned:
+            return 1.0
+        Theta = self.Theta
+        return lambda: 1.0 / np.linalg.norm(Theta, 2) ** 2
 
 
 class WNRGD(WNRGDSetup):
@@ -96,18 +114,11 @@ class WNRGD(WNRGDSetup):
         return self.X @ self.Theta @ self.X.T
 
     # -- one iteration -----------------------------------------------------------------------
-    def _retract(self, eta):
-        if self.retraction == "polar":
-            return _core.polar_retraction(self.X, self.G_dir, eta)
-        if self.retraction == "qr":
-            return _core.qr_retraction(self.X, self.G_dir, eta)
-        return _core.cayley_retraction(self.X, self.Gt, eta)
-
     def step(self):
         Theta = self.Theta
 
         def trial(eta):  # pass 1: the residual at (X+, Theta), also the step-size test
-            X_new = self._retract(eta)
+            X_new = retract(self.retraction, self.X, self.G_dir, self.Gt, eta)
             r, sumsq, G = self.problem.residual(X_new @ Theta, X_new)
             return self.problem.loss(sumsq), (X_new, G)
 
@@ -118,9 +129,8 @@ class WNRGD(WNRGDSetup):
             # move, and the residual at (X, Theta) is the one we already have.
             eta, ok, X_new, G_mid, loss_mid = 0.0, True, self.X, self.S, self.loss
         else:
-            hint = 1.0 if self.preconditioned else (lambda: 1.0 / np.linalg.norm(Theta, 2) ** 2)
             eta, loss_mid, (X_new, G_mid), ok = self.step_rule.search(self.loss, slope, trial,
-                                                                      hint)
+                                                                      self.step_hint())
         self.step_size = eta
         # magnitude step with the new direction; pass 2: loss and S at the new iterate
         Delta = X_new.T @ (sym(G_mid) @ X_new)

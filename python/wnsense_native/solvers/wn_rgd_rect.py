@@ -30,16 +30,7 @@ import numpy as np
 
 from .. import _core
 from ._steps import magnitude_search
-from .wn_rgd import WNRGDSetup
-
-
-def _retract(kind, X, G_dir, Gt, eta):
-    """Polar / QR move along ``-G_dir`` (tangent); Cayley is built from the Euclidean ``Gt``."""
-    if kind == "polar":
-        return _core.polar_retraction(X, G_dir, eta)
-    if kind == "qr":
-        return _core.qr_retraction(X, G_dir, eta)
-    return _core.cayley_retraction(X, Gt, eta)
+from .wn_rgd import WNRGDSetup, retract
 
 
 def _c(a):
@@ -49,11 +40,10 @@ def _c(a):
 class RectangularWNRGDSetup(WNRGDSetup):
     """Options and start of rectangular WN-RGD, shared by the native and the reference method:
     those of :class:`~.wn_rgd.WNRGDSetup` with ``mu = 1`` by default, Stiefel factors ``X_L``
-    then ``X_R``, and a general (not symmetrized) ``Theta``."""
+    then ``X_R``, and a general (not symmetrized) ``Theta`` (the model
+    :class:`~.diagnostics.RectangularWeightNormalized`)."""
 
     OPTIONS = {**WNRGDSetup.OPTIONS, "mu": 1.0}
-    STIEFEL = ("X_L", "X_R")
-    SYMMETRIC_THETA = False
 
     @classmethod
     def factor_shapes(cls, problem, rank):
@@ -100,8 +90,8 @@ class RectangularWNRGD(RectangularWNRGDSetup):
         Theta = self.Theta
 
         def trial(eta):  # pass 1: the residual at (X_L+, Theta, X_R+), also the step-size test
-            XL = _retract(self.retraction, self.XL, self.Gd_L, self.Gt_L, eta)
-            XR = _retract(self.retraction, self.XR, self.Gd_R, self.Gt_R, eta)
+            XL = retract(self.retraction, self.XL, self.Gd_L, self.Gt_L, eta)
+            XR = retract(self.retraction, self.XR, self.Gd_R, self.Gt_R, eta)
             r, sumsq, E = self.problem.residual(XL @ Theta, XR)
             return self.problem.loss(sumsq), (XL, XR, E)
 
@@ -112,9 +102,8 @@ class RectangularWNRGD(RectangularWNRGDSetup):
             # and E at (X_L, Theta, X_R) is the one we already have
             eta, ok, XL, XR, E_mid, loss_mid = 0.0, True, self.XL, self.XR, self.E, self.loss
         else:
-            hint = 1.0 if self.preconditioned else (lambda: 1.0 / np.linalg.norm(Theta, 2) ** 2)
             eta, loss_mid, (XL, XR, E_mid), ok = self.step_rule.search(self.loss, slope, trial,
-                                                                       hint)
+                                                                       self.step_hint())
         self.step_size = eta
         # magnitude step with the new directions (mu halved by the safeguarded rule if it would
         # increase the loss); pass 2: loss and E at the new iterate
