@@ -2,19 +2,19 @@
 (python/wnsense_native/_blas.py: its idle workers would spin on the cores the kernels need)."""
 from __future__ import annotations
 
+import contextlib
 import threading
 
-import numpy as np
 import pytest
 
 import wnsense_native as wn
-from wnsense_native import _blas
+from wnsense_native import _blas, solvers
 
 needs_openblas = pytest.mark.skipif(not _blas.openblas_threads(),
                                     reason="numpy is not linked against a loaded OpenBLAS")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def problem():
     op = wn.gaussian_sensing(12, 400, rng=0)
     return op, op.forward(wn.low_rank_target(12, 2, rng=1))
@@ -79,19 +79,28 @@ def test_nested_and_concurrent_solves_share_one_limit(problem, two_blas_threads)
     assert all(n == 2 for n in _blas.openblas_threads())
 
 
-def test_reference_solve_keeps_numpy_threads(problem):
+@needs_openblas
+def test_reference_solve_keeps_numpy_threads(problem, two_blas_threads):
     """The numpy yardstick keeps its multithreaded BLAS."""
     op, y = problem
-    before = _blas.openblas_threads()
     seen = []
     wn.reference.solve(op, y, 3, max_iter=2, rng=0,
                        callback=lambda res: seen.append(_blas.openblas_threads()))
-    assert seen and all(counts == before for counts in seen)
+    assert seen and all(counts == [2] * len(counts) for counts in seen)
 
 
-def test_results_do_not_depend_on_the_blas_limit(problem):
+@needs_openblas
+def test_results_do_not_depend_on_the_blas_limit(problem, two_blas_threads, monkeypatch):
+    """A native solve with numpy's BLAS left on two threads gives the same bits as one under the
+    single-thread limit."""
     op, y = problem
-    a = wn.solve(op, y, 3, max_iter=20, rng=0)
-    with _blas.single_threaded_blas():
-        b = wn.solve(op, y, 3, max_iter=20, rng=0)
-    assert np.array_equal(a.x, b.x)
+    kw = dict(max_iter=20, tol=0.0, rng=0)
+    seen = []
+    with monkeypatch.context() as m:
+        m.setattr(solvers, "single_threaded_blas", contextlib.nullcontext)
+        a = wn.solve(op, y, 3, callback=lambda res: seen.append(_blas.openblas_threads()), **kw)
+    assert seen and all(counts == [2] * len(counts) for counts in seen)  # the limit was off
+    b = wn.solve(op, y, 3, **kw)
+    assert a.nit == b.nit == 20
+    assert a.x.tobytes() == b.x.tobytes()
+    assert a.history["loss"].tobytes() == b.history["loss"].tobytes()

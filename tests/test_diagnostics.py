@@ -4,20 +4,11 @@ import numpy as np
 import pytest
 
 import wnsense_native as wn
+from _helpers import make_problem
 from wnsense_native import reference
-from wnsense_native.reference._operators import numpy_residual
 from wnsense_native.solvers import diagnostics as D
-from wnsense_native.solvers._problem import Problem
 
 NT = 1
-
-
-def native_problem(op, y):
-    return Problem(op, y, lambda L, R, g: op._residual(L, R, y, g, NT))
-
-
-def reference_problem(op, y):
-    return Problem(op, y, numpy_residual(op, y))
 
 
 def tiny(symmetric):
@@ -76,7 +67,7 @@ class Flat:
 def setup(name, backend="native", rng=0):
     symmetric, p = point(name, rng)
     op, y = tiny(symmetric)
-    problem = (native_problem if backend == "native" else reference_problem)(op, y)
+    problem = make_problem(backend, op, y)
     model = D.model_for(p)
 
     def loss(q):
@@ -164,7 +155,7 @@ def test_power_iteration_with_a_negative_dominant_eigenvalue():
     # near Y = 0 the GD Hessian is ~ S (x) I with S ~ -A*(y): the dominant eigenvalue is negative
     Zs = wn.low_rank_target(6, 2, rng=0)
     op = wn.identity_sensing(6)
-    problem = native_problem(op, op.forward(Zs))
+    problem = make_problem("native", op, op.forward(Zs))
     p = {"Y": 1e-4 * np.random.default_rng(1).standard_normal((6, 2))}
     F = Flat(p)
     H = D.HessianOperator(problem, p)
@@ -199,24 +190,12 @@ def test_hessian_top_at_the_population_minimizer_is_two_sigma_one(symmetric):
 
 # -- what solve records --------------------------------------------------------------------------
 
-def sym_problem():
-    Zs = wn.low_rank_target(12, 2, kappa=3, rng=10)
-    op = wn.gaussian_sensing(12, 300, rng=11)
-    return op, op.forward(Zs), Zs
-
-
-def rect_problem():
-    Zs = wn.low_rank_target(10, 2, d2=8, kappa=2, rng=12)
-    op = wn.gaussian_sensing(10, 250, d2=8, rng=13)
-    return op, op.forward(Zs), Zs
-
-
 ALL = ("alignment", "theta_svals", "hessian")
 
 
 @pytest.mark.parametrize("symmetric", [True, False])
-def test_wn_rgd_records_alignment_theta_and_curvature(symmetric):
-    op, y, Zs = (sym_problem if symmetric else rect_problem)()
+def test_wn_rgd_records_alignment_theta_and_curvature(symmetric, gaussian):
+    op, y, Zs = gaussian(symmetric)
     res = wn.solve(op, y, 4, method="wn_rgd", rng=0, x_true=Zs, n_threads=NT, tol=1e-10,
                    preconditioned=True, diagnostics=ALL, hessian_every=3)
     h, n = res.history, res.nit + 1
@@ -243,7 +222,7 @@ def test_wn_rgd_records_alignment_theta_and_curvature(symmetric):
     last = np.flatnonzero(computed)[-1]
     again = wn.solve(op, y, 4, method="wn_rgd", rng=0, x_true=Zs, n_threads=NT, tol=0,
                      max_iter=last, preconditioned=True)
-    problem = native_problem(op, y)
+    problem = make_problem("native", op, y)
     expected = D.hessian_top_eigenvalue(problem, again.factors)
     assert h["hessian_top"][last] == pytest.approx(expected, rel=1e-6)
 
@@ -251,8 +230,8 @@ def test_wn_rgd_records_alignment_theta_and_curvature(symmetric):
 @pytest.mark.parametrize("method,symmetric", [("precgd", True), ("precgd", False),
                                               ("scaledgd", True), ("column_wn", True),
                                               ("wn_rgd", False)])
-def test_diagnostics_agree_across_backends(method, symmetric):
-    op, y, Zs = (sym_problem if symmetric else rect_problem)()
+def test_diagnostics_agree_across_backends(method, symmetric, gaussian):
+    op, y, Zs = gaussian(symmetric)
     names = ALL if method == "wn_rgd" else ("alignment", "hessian")
     kw = dict(method=method, max_iter=10, tol=0.0, rng=3, x_true=Zs, diagnostics=names,
               hessian_every=4)
@@ -267,8 +246,8 @@ def test_diagnostics_agree_across_backends(method, symmetric):
 
 
 @pytest.mark.parametrize("method", ["gd", "precgd", "scaledgd", "column_wn", "wn_rgd"])
-def test_diagnostics_do_not_change_the_iterates(method):
-    op, y, Zs = sym_problem()
+def test_diagnostics_do_not_change_the_iterates(method, sym_gaussian):
+    op, y, Zs = sym_gaussian
     kw = dict(method=method, max_iter=8, tol=0.0, rng=4, x_true=Zs, n_threads=NT)
     a = wn.solve(op, y, 4, **kw)
     names = ALL if method == "wn_rgd" else ("alignment", "hessian")
@@ -282,8 +261,8 @@ def test_diagnostics_do_not_change_the_iterates(method):
     assert b.history["time"][-1] <= b.time
 
 
-def test_diagnostic_option_errors():
-    op, y, Zs = sym_problem()
+def test_diagnostic_option_errors(sym_gaussian):
+    op, y, Zs = sym_gaussian
     with pytest.raises(ValueError, match="diagnostics"):
         wn.solve(op, y, 3, diagnostics=("alignment", "curvature"), x_true=Zs)
     with pytest.raises(TypeError, match="diagnostics"):
@@ -303,9 +282,9 @@ def test_diagnostic_option_errors():
     assert "hessian_top" not in res.history
 
 
-def test_alignment_of_factorized_gd_uses_the_column_space():
+def test_alignment_of_factorized_gd_uses_the_column_space(sym_gaussian):
     # GD's factor Y: alignment compares span(Y) (orthonormalized) with span(U*)
-    op, y, Zs = sym_problem()
+    op, y, Zs = sym_gaussian
     res = wn.solve(op, y, 2, method="precgd", rng=0, x_true=Zs, n_threads=NT, tol=1e-10,
                    diagnostics="alignment")
     assert res.history["rel_error"][-1] < 1e-8

@@ -7,6 +7,7 @@ import csv
 import importlib.util
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -204,8 +205,6 @@ def test_image_recovery(tmp_path):
 
 
 def test_image_without_scikit_image(tmp_path, monkeypatch):
-    import sys
-
     monkeypatch.setitem(sys.modules, "skimage", None)  # import skimage -> ImportError
     with pytest.raises(ExperimentError, match="pip install scikit-image"):
         run_experiment("image", out=tmp_path, plot=False, verbose=False)
@@ -235,8 +234,6 @@ def test_progress_and_printing(tmp_path, capsys):
 
 
 def test_plot_without_matplotlib(tmp_path, monkeypatch, capsys):
-    import sys
-
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     s = run_experiment("full_rank", out=tmp_path, plot=True, verbose=True, ds=[6])
     out = capsys.readouterr().out

@@ -7,40 +7,15 @@ import numpy as np
 import pytest
 
 import wnsense_native as wn
+from _helpers import central_fd, make_method, rel_diff
 from wnsense_native import reference
-from wnsense_native.reference._operators import numpy_residual
 from wnsense_native.solvers import NATIVE_METHODS, precgd
-from wnsense_native.solvers._problem import Problem
 from wnsense_native.solvers._steps import ConstantStep
 
 NT = 1          # the small problems here are latency bound
 N_ITER = 50
 AGREE = 1e-9
 NEW_METHODS = ["precgd", "scaledgd", "column_wn"]
-
-
-def rel_diff(a, b):
-    return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300)
-
-
-def sym_gaussian():
-    Zs = wn.low_rank_target(12, 2, kappa=3, rng=10)
-    op = wn.gaussian_sensing(12, 300, rng=11)
-    return op, op.forward(Zs), Zs
-
-
-def rect_gaussian():
-    Zs = wn.low_rank_target(10, 2, d2=8, kappa=2, rng=12)
-    op = wn.gaussian_sensing(10, 250, d2=8, rng=13)
-    return op, op.forward(Zs), Zs
-
-
-def native_problem(op, y):
-    return Problem(op, y, lambda L, R, g: op._residual(L, R, y, g, NT))
-
-
-def reference_problem(op, y):
-    return Problem(op, y, numpy_residual(op, y))
 
 
 # -- registries ----------------------------------------------------------------------------------
@@ -60,8 +35,8 @@ def test_registered_in_both_backends():
             registry["column_wn"](False)
 
 
-def test_rectangular_column_wn_is_a_clear_error():
-    op, y, _ = rect_gaussian()
+def test_rectangular_column_wn_is_a_clear_error(rect_gaussian):
+    op, y, _ = rect_gaussian
     for solve in (wn.solve, reference.solve):
         with pytest.raises(ValueError, match="column_wn"):
             solve(op, y, 3, method="column_wn")
@@ -97,8 +72,8 @@ AGREE_IDS = [f"{m}-{'sym' if s else 'rect'}-{'-'.join(f'{k}={v}' for k, v in o.i
 
 
 @pytest.mark.parametrize("method,symmetric,options,const,step_size", AGREE_CASES, ids=AGREE_IDS)
-def test_native_matches_reference(method, symmetric, options, const, step_size):
-    op, y, Zs = (sym_gaussian if symmetric else rect_gaussian)()
+def test_native_matches_reference(method, symmetric, options, const, step_size, gaussian):
+    op, y, Zs = gaussian(symmetric)
     kw = dict(method=method, max_iter=N_ITER, tol=1e-13, rng=3, x_true=Zs, step_size=step_size,
               **options)
     a = wn.solve(op, y, 4, n_threads=NT, **kw)
@@ -122,8 +97,8 @@ def test_native_matches_reference(method, symmetric, options, const, step_size):
 @pytest.mark.parametrize("method,symmetric", [("precgd", True), ("precgd", False),
                                               ("scaledgd", True), ("scaledgd", False),
                                               ("column_wn", True), ("wn_rgd", False)])
-def test_same_start_from_the_same_seed(method, symmetric):
-    op, y, _ = (sym_gaussian if symmetric else rect_gaussian)()
+def test_same_start_from_the_same_seed(method, symmetric, gaussian):
+    op, y, _ = gaussian(symmetric)
     a = wn.solve(op, y, 4, method=method, max_iter=0, rng=7, n_threads=NT)
     b = reference.solve(op, y, 4, method=method, max_iter=0, rng=7)
     for k in a.factors:
@@ -133,10 +108,10 @@ def test_same_start_from_the_same_seed(method, symmetric):
                    if k != "Theta")
 
 
-def test_small_starts_are_gds():
+def test_small_starts_are_gds(gaussian):
     # PrecGD, ScaledGD and column WN start from GD's small random start (same draws)
     for symmetric in (True, False):
-        op, y, _ = (sym_gaussian if symmetric else rect_gaussian)()
+        op, y, _ = gaussian(symmetric)
         g = wn.solve(op, y, 4, method="gd", max_iter=0, rng=5, n_threads=NT)
         for method in ["precgd", "scaledgd"] + (["column_wn"] if symmetric else []):
             s = wn.solve(op, y, 4, method=method, max_iter=0, rng=5, n_threads=NT)
@@ -145,32 +120,24 @@ def test_small_starts_are_gds():
 
 # -- gradients against finite differences of the loss ---------------------------------------
 
-def _fd(loss, F, h=1e-6):
-    out = np.zeros_like(F)
-    for idx in np.ndindex(F.shape):
-        E = np.zeros_like(F)
-        E[idx] = h
-        out[idx] = (loss(F + E) - loss(F - E)) / (2 * h)
-    return out
-
-
 @pytest.mark.parametrize("backend", ["native", "reference"])
 @pytest.mark.parametrize("method,symmetric", [("precgd", True), ("precgd", False),
                                               ("scaledgd", True), ("scaledgd", False)])
-def test_preconditioned_gd_gradients(method, symmetric, backend):
-    op, y, _ = (sym_gaussian if symmetric else rect_gaussian)()
-    registry = NATIVE_METHODS if backend == "native" else reference.REFERENCE_METHODS
-    problem = (native_problem if backend == "native" else reference_problem)(op, y)
-    cls = registry[method](symmetric)
+def test_preconditioned_gd_gradients(method, symmetric, backend, gaussian):
+    op, y, _ = gaussian(symmetric)
+    _, d1, d2 = op.shape
     rng = np.random.default_rng(0)
-    init = {k: 0.5 * rng.standard_normal(s) for k, s in cls.factor_shapes(problem, 3).items()}
-    m = cls(problem, 3, rng, init, ConstantStep(0.1), **cls.OPTIONS)
+    shapes = {"Y": (d1, 3)} if symmetric else {"U": (d1, 3), "V": (d2, 3)}
+    init = {k: 0.5 * rng.standard_normal(s) for k, s in shapes.items()}
+    m = make_method(backend, op, y, 3, method, init, ConstantStep(0.1))
+    assert set(m.grads) == set(init)
+    problem = m.problem
     model = (lambda f: (f["Y"], f["Y"])) if symmetric else (lambda f: (f["U"], f["V"]))
     for k in init:
         def loss(F, k=k):
             f = {**init, k: F}
             return problem.loss(problem.residual(*model(f), False)[1])
-        fd = _fd(loss, init[k])
+        fd = central_fd(loss, init[k])
         assert rel_diff(m.grads[k], fd) < 1e-7, k
     assert m.grad_norm == pytest.approx(np.sqrt(sum(np.sum(g ** 2) for g in m.grads.values())))
 
@@ -181,17 +148,15 @@ def _column_wn_loss(problem, W, g):
 
 
 @pytest.mark.parametrize("backend", ["native", "reference"])
-def test_column_wn_gradients(backend):
-    op, y, _ = sym_gaussian()
-    problem = (native_problem if backend == "native" else reference_problem)(op, y)
-    registry = NATIVE_METHODS if backend == "native" else reference.REFERENCE_METHODS
-    cls = registry["column_wn"](True)
+def test_column_wn_gradients(backend, sym_gaussian):
+    op, y, _ = sym_gaussian
     rng = np.random.default_rng(1)
     W, g = rng.standard_normal((12, 3)), rng.standard_normal(3)
-    m = cls(problem, 3, rng, {"W": W, "g": g}, ConstantStep(0.1), **cls.OPTIONS)
+    m = make_method(backend, op, y, 3, "column_wn", {"W": W, "g": g}, ConstantStep(0.1))
+    problem = m.problem
     gW, gg = (m.grads["W"], m.grads["g"]) if backend == "native" else (m.grad_W, m.grad_g)
-    assert rel_diff(gW, _fd(lambda F: _column_wn_loss(problem, F, g), W)) < 1e-7
-    fd_g = _fd(lambda F: _column_wn_loss(problem, W, F[0]), g[None, :])[0]
+    assert rel_diff(gW, central_fd(lambda F: _column_wn_loss(problem, F, g), W)) < 1e-7
+    fd_g = central_fd(lambda F: _column_wn_loss(problem, W, F[0]), g[None, :])[0]
     assert rel_diff(gg, fd_g) < 1e-7
     # the gradient in w_j is orthogonal to w_j: GD never shrinks a column
     assert np.abs(np.sum(W * gW, axis=0)).max() < 1e-12 * np.abs(gW).max() * np.abs(W).max() * 12
@@ -199,16 +164,14 @@ def test_column_wn_gradients(backend):
 
 @pytest.mark.parametrize("backend", ["native", "reference"])
 @pytest.mark.parametrize("preconditioned", [False, True])
-def test_rectangular_wn_rgd_gradients(backend, preconditioned):
-    op, y, _ = rect_gaussian()
-    problem = (native_problem if backend == "native" else reference_problem)(op, y)
-    registry = NATIVE_METHODS if backend == "native" else reference.REFERENCE_METHODS
-    cls = registry["wn_rgd"](False)
+def test_rectangular_wn_rgd_gradients(backend, preconditioned, rect_gaussian):
+    op, y, _ = rect_gaussian
     rng = np.random.default_rng(2)
     XL, XR = wn.random_stiefel(10, 3, rng=rng), wn.random_stiefel(8, 3, rng=rng)
     T = rng.standard_normal((3, 3))
-    opts = {**cls.OPTIONS, "preconditioned": preconditioned}
-    m = cls(problem, 3, rng, {"X_L": XL, "Theta": T, "X_R": XR}, ConstantStep(0.1), **opts)
+    m = make_method(backend, op, y, 3, "wn_rgd", {"X_L": XL, "Theta": T, "X_R": XR},
+                    ConstantStep(0.1), preconditioned=preconditioned)
+    problem = m.problem
 
     def loss(XL_, T_, XR_):
         return problem.loss(problem.residual(XL_ @ T_, XR_, False)[1])
@@ -222,9 +185,9 @@ def test_rectangular_wn_rgd_gradients(backend, preconditioned):
             h = 1e-6
             fd = (along(X + h * xi) - along(X - h * xi)) / (2 * h)
             assert abs(fd - np.sum(G * xi)) < 1e-7 * max(1.0, abs(fd))
-        fd_full = _fd(along, X)                  # Euclidean gradient, projected
+        fd_full = central_fd(along, X)           # Euclidean gradient, projected
         np.testing.assert_allclose(G, wn.tangent_projection(X, fd_full), atol=1e-7)
-    grad_T = _fd(lambda F: loss(XL, F, XR), T)
+    grad_T = central_fd(lambda F: loss(XL, F, XR), T)
     assert m.grad_norm == pytest.approx(np.sqrt(np.sum(m.G_L ** 2) + np.sum(m.G_R ** 2)
                                                 + np.sum(grad_T ** 2)), rel=1e-7)
     if preconditioned:  # the search directions drop the Theta factor
@@ -250,15 +213,15 @@ def test_rectangular_magnitude_step_is_exact_in_the_population_case():
 
 # -- behaviour ---------------------------------------------------------------------------------
 
-def test_precgd_damping_tracks_the_loss():
-    op, y, Zs = sym_gaussian()
+def test_precgd_damping_tracks_the_loss(sym_gaussian):
+    op, y, Zs = sym_gaussian
     res = wn.solve(op, y, 4, method="precgd", rng=0, max_iter=30, n_threads=NT, damping_scale=2.0)
     np.testing.assert_allclose(res.history["damping"], 2.0 * np.sqrt(res.history["loss"]),
                                rtol=1e-12)
 
 
-def test_scaledgd_damping_is_fixed():
-    op, y, Zs = sym_gaussian()
+def test_scaledgd_damping_is_fixed(sym_gaussian):
+    op, y, Zs = sym_gaussian
     res = wn.solve(op, y, 4, method="scaledgd", rng=0, max_iter=5, n_threads=NT)
     np.testing.assert_allclose(res.history["damping"],
                                precgd.DEFAULT_DAMPING * np.linalg.norm(y), rtol=1e-15)
@@ -266,8 +229,8 @@ def test_scaledgd_damping_is_fixed():
     assert np.all(res.history["damping"] == 0.3)
 
 
-def test_rectangular_history_has_imbalance():
-    op, y, _ = rect_gaussian()
+def test_rectangular_history_has_imbalance(rect_gaussian):
+    op, y, _ = rect_gaussian
     for method in ("precgd", "scaledgd"):
         res = wn.solve(op, y, 4, method=method, rng=0, max_iter=5, n_threads=NT)
         assert {"imbalance", "damping"} <= set(res.history)
@@ -276,8 +239,8 @@ def test_rectangular_history_has_imbalance():
             np.linalg.norm(f["U"].T @ f["U"] - f["V"].T @ f["V"]))
 
 
-def test_column_wn_records_nondecreasing_min_column_norm():
-    op, y, Zs = sym_gaussian()
+def test_column_wn_records_nondecreasing_min_column_norm(sym_gaussian):
+    op, y, Zs = sym_gaussian
     res = wn.solve(op, y, 4, method="column_wn", rng=0, max_iter=60, n_threads=NT,
                    init_scale=1e-2, x_true=Zs)
     h = res.history["min_column_norm"]
@@ -290,8 +253,8 @@ def test_column_wn_records_nondecreasing_min_column_norm():
     assert res.history["rel_error"][-1] < 0.5
 
 
-def test_column_wn_warm_start_and_bad_init():
-    op, y, Zs = sym_gaussian()
+def test_column_wn_warm_start_and_bad_init(sym_gaussian):
+    op, y, Zs = sym_gaussian
     a = wn.solve(op, y, 3, method="column_wn", rng=0, max_iter=5, n_threads=NT)
     b = wn.solve(op, y, 3, method="column_wn", init=a.factors, max_iter=0, n_threads=NT)
     np.testing.assert_array_equal(a.x, b.x)
@@ -308,16 +271,16 @@ def test_column_wn_warm_start_and_bad_init():
     ("scaledgd", "damping", 0.0), ("scaledgd", "damping", float("nan")),
     ("column_wn", "init_scale", 0.0), ("wn_rgd", "mu", -1.0), ("wn_rgd", "retraction", "exp"),
 ])
-def test_bad_options(method, option, value):
+def test_bad_options(method, option, value, gaussian):
     symmetric = method == "column_wn"
-    op, y, _ = (sym_gaussian if symmetric else rect_gaussian)()
+    op, y, _ = gaussian(symmetric)
     for solve in (wn.solve, reference.solve):
         with pytest.raises(ValueError, match=option):
             solve(op, y, 3, method=method, **{option: value})
 
 
-def test_rectangular_wn_rgd_warm_start_checks_orthonormality():
-    op, y, _ = rect_gaussian()
+def test_rectangular_wn_rgd_warm_start_checks_orthonormality(rect_gaussian):
+    op, y, _ = rect_gaussian
     good = wn.solve(op, y, 3, method="wn_rgd", rng=0, max_iter=2, n_threads=NT).factors
     res = wn.solve(op, y, 3, method="wn_rgd", init=good, max_iter=0, n_threads=NT)
     np.testing.assert_array_equal(res.factors["Theta"], good["Theta"])

@@ -8,28 +8,15 @@ import numpy as np
 import pytest
 
 import wnsense_native as wn
+from _helpers import entry_matrices, identity_matrices, rank_one_matrices, rel_diff, unpack_upper
 from wnsense_native import _core
 
 # ------------------------------------------------------------------------------------------------
-# independent references
+# independent references (the M_i stacks of the library's operators: _helpers.py)
 
 SIZES = [(1, 1), (7, 7), (33, 33), (5, 9)]  # (d1, d2); d1 == d2 means the symmetric family
 SIZE_IDS = ["d1", "d7", "d33", "rect5x9"]
 M_SMALL = 37  # odd and not a multiple of 4: exercises the kernels' tail rows
-
-
-def unpack_upper(data, d):
-    """(m, d(d+1)/2) upper triangles in numpy.triu_indices order -> (m, d, d) symmetric stack."""
-    data = np.asarray(data, dtype=np.float64)
-    M = np.zeros((data.shape[0], d, d))
-    t = 0
-    for j in range(d):
-        for k in range(j, d):
-            M[:, j, k] = data[:, t]
-            M[:, k, j] = data[:, t]
-            t += 1
-    assert t == data.shape[1]
-    return M
 
 
 def ref_forward(Ms, Z):
@@ -38,37 +25,6 @@ def ref_forward(Ms, Z):
 
 def ref_adjoint(Ms, v):
     return np.einsum("i,ijk->jk", v, Ms)
-
-
-def relerr(a, b):
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300)
-
-
-def entry_matrices(op):
-    m, d1, d2 = op.shape
-    Ms = np.zeros((m, d1, d2))
-    for i, (j, k) in enumerate(zip(op.rows, op.cols)):
-        E = np.zeros((d1, d2))
-        E[j, k] = 1.0
-        if op.symmetric:
-            E = 0.5 * (E + E.T)
-        Ms[i] = op.scale * E
-    return Ms
-
-
-def rank_one_matrices(op):
-    A = op.vectors
-    return op.scale * np.einsum("ij,ik->ijk", A, A)
-
-
-def identity_matrices(d1, d2):
-    Ms = np.zeros((d1 * d2, d1, d2))
-    for j in range(d1):
-        for k in range(d2):
-            Ms[j * d2 + k, j, k] = 1.0
-    return Ms
 
 
 def user_matrices(d1, d2, m, seed, symmetric):
@@ -174,22 +130,22 @@ def test_forward_adjoint_residual_match_reference(case):
     tol = 1e-12
     f = op.forward(Z)
     assert f.dtype == np.float64 and f.shape == (op.m,)
-    assert relerr(f, ref_forward(Ms, Z)) <= tol
+    assert rel_diff(f, ref_forward(Ms, Z)) <= tol
     a = op.adjoint(v)
     assert a.dtype == np.float64 and a.shape == op.shape[1:]
-    assert relerr(a, ref_adjoint(Ms, v)) <= tol
+    assert rel_diff(a, ref_adjoint(Ms, v)) <= tol
 
     Zlr = L @ R.T
     r_ref = ref_forward(Ms, Zlr) - y
     r, sumsq, G = op._residual(L, R, y, True)
-    assert relerr(r, r_ref) <= tol
+    assert rel_diff(r, r_ref) <= tol
     assert abs(sumsq - r_ref @ r_ref) <= tol * (r_ref @ r_ref)
     assert G.shape == op.shape[1:]
-    assert relerr(G, ref_adjoint(Ms, r_ref)) <= tol
+    assert rel_diff(G, ref_adjoint(Ms, r_ref)) <= tol
 
     r2, sumsq2, G2 = op._residual(L, R, y, False)
     assert G2 is None
-    assert relerr(r2, r_ref) <= tol
+    assert rel_diff(r2, r_ref) <= tol
     assert abs(sumsq2 - sumsq) <= tol * sumsq
 
 
@@ -215,13 +171,13 @@ def test_float32_storage_agrees_with_float64_same_seed(size):
         # "float32 is the float64 draw rounded once"
         np.testing.assert_array_equal(op32.data, op64.data.astype(np.float32))
         Z, v, L, R, y = _inputs(op64)
-        assert relerr(op32.forward(Z), op64.forward(Z)) <= 1e-6
-        assert relerr(op32.adjoint(v), op64.adjoint(v)) <= 1e-6
+        assert rel_diff(op32.forward(Z), op64.forward(Z)) <= 1e-6
+        assert rel_diff(op32.adjoint(v), op64.adjoint(v)) <= 1e-6
         r32, s32, G32 = op32._residual(L, R, y, True)
         r64, s64, G64 = op64._residual(L, R, y, True)
-        assert relerr(r32, r64) <= 1e-6
+        assert rel_diff(r32, r64) <= 1e-6
         assert abs(s32 - s64) <= 1e-6 * s64
-        assert relerr(G32, G64) <= 1e-6
+        assert rel_diff(G32, G64) <= 1e-6
         # ... and float32 storage is not silently float64 (the answers differ at all)
         if d1 * d2 > 1:
             assert not np.array_equal(op32.forward(Z), op64.forward(Z))
@@ -235,8 +191,8 @@ def test_float32_loose_tolerance_against_float64_reference(size):
     op32 = wn.gaussian_sensing(d1, M_SMALL, d2=None if sym else d2, dtype="float32", rng=8)
     Ms = op64.data.reshape(op64.shape)
     Z, v, *_ = _inputs(op64)
-    assert relerr(op32.forward(Z), ref_forward(Ms, Z)) <= 1e-5
-    assert relerr(op32.adjoint(v), ref_adjoint(Ms, v)) <= 1e-5
+    assert rel_diff(op32.forward(Z), ref_forward(Ms, Z)) <= 1e-5
+    assert rel_diff(op32.adjoint(v), ref_adjoint(Ms, v)) <= 1e-5
 
 
 # ------------------------------------------------------------------------------------------------
@@ -261,7 +217,7 @@ def test_adjoint_identity_user_square_nonsymmetric(symmetric):
     Z, v, *_ = _inputs(op)
     lhs, rhs = op.forward(Z) @ v, np.sum(Z * op.adjoint(v))
     assert abs(lhs - rhs) <= 1e-12 * abs(lhs)
-    assert relerr(op.forward(Z), ref_forward(M, Z)) <= 1e-12
+    assert rel_diff(op.forward(Z), ref_forward(M, Z)) <= 1e-12
 
 
 # ------------------------------------------------------------------------------------------------
@@ -280,11 +236,11 @@ def test_packed_equals_full_same_seed(d, dtype):
     np.testing.assert_array_equal(Mf, Mf.transpose(0, 2, 1))  # symmetric realization
     Z, v, L, R, y = _inputs(full)
     tol = 1e-12
-    assert relerr(pack.forward(Z), full.forward(Z)) <= tol
-    assert relerr(pack.adjoint(v), full.adjoint(v)) <= tol
+    assert rel_diff(pack.forward(Z), full.forward(Z)) <= tol
+    assert rel_diff(pack.adjoint(v), full.adjoint(v)) <= tol
     rp, sp, Gp = pack._residual(L, R, y, True)
     rf, sf, Gf = full._residual(L, R, y, True)
-    assert relerr(rp, rf) <= tol and abs(sp - sf) <= tol * sf and relerr(Gp, Gf) <= tol
+    assert rel_diff(rp, rf) <= tol and abs(sp - sf) <= tol * sf and rel_diff(Gp, Gf) <= tol
     # the packed adjoint is a symmetric matrix
     np.testing.assert_array_equal(Gp, Gp.T)
 
@@ -471,7 +427,7 @@ def test_dense_sensing_flat_input():
     Z, v, *_ = _inputs(op_3d)
     np.testing.assert_array_equal(op_flat.forward(Z), op_3d.forward(Z))
     np.testing.assert_array_equal(op_flat.adjoint(v), op_3d.adjoint(v))
-    assert relerr(op_flat.forward(Z), ref_forward(M, Z)) <= 1e-12
+    assert rel_diff(op_flat.forward(Z), ref_forward(M, Z)) <= 1e-12
 
 
 def test_dense_sensing_converts_other_layouts_correctly():
@@ -492,8 +448,8 @@ def test_dense_sensing_converts_other_layouts_correctly():
         op = wn.dense_sensing(arr)
         assert op.data.flags.c_contiguous and op.data.dtype == np.float64
         assert not np.shares_memory(op.data, arr)
-        assert relerr(op.forward(Z), f_ref) <= 1e-12, name
-        assert relerr(op.adjoint(v), a_ref) <= 1e-12, name
+        assert rel_diff(op.forward(Z), f_ref) <= 1e-12, name
+        assert rel_diff(op.adjoint(v), a_ref) <= 1e-12, name
     op = wn.dense_sensing(Mi)
     assert op.data.dtype == np.float64
     np.testing.assert_allclose(op.forward(Z), ref_forward(Mi.astype(float), Z), rtol=1e-12)
@@ -526,11 +482,11 @@ def test_dense_sensing_packed_conversion_equals_full(dtype):
     assert not np.shares_memory(pack.data, M)
     np.testing.assert_array_equal(pack.dense_matrices(), full.dense_matrices())
     Z, v, L, R, y = _inputs(full)
-    assert relerr(pack.forward(Z), full.forward(Z)) <= 1e-12
-    assert relerr(pack.adjoint(v), full.adjoint(v)) <= 1e-12
+    assert rel_diff(pack.forward(Z), full.forward(Z)) <= 1e-12
+    assert rel_diff(pack.adjoint(v), full.adjoint(v)) <= 1e-12
     rp, sp, Gp = pack._residual(L, R, y, True)
     rf, sf, Gf = full._residual(L, R, y, True)
-    assert relerr(rp, rf) <= 1e-12 and relerr(Gp, Gf) <= 1e-12
+    assert rel_diff(rp, rf) <= 1e-12 and rel_diff(Gp, Gf) <= 1e-12
 
 
 def test_dense_sensing_packed_forced_symmetric_keeps_sym_part():
@@ -541,7 +497,7 @@ def test_dense_sensing_packed_forced_symmetric_keeps_sym_part():
     np.testing.assert_allclose(pack.dense_matrices(), S, rtol=0, atol=1e-15)
     Zs = wn.low_rank_target(5, 2, rng=1)
     full = wn.dense_sensing(M, symmetric=True)
-    assert relerr(pack.forward(Zs), full.forward(Zs)) <= 1e-12
+    assert rel_diff(pack.forward(Zs), full.forward(Zs)) <= 1e-12
 
 
 def test_dense_sensing_dtype_conversion():

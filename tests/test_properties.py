@@ -42,6 +42,7 @@ from hypothesis.errors import InvalidArgument
 from hypothesis import strategies as st
 
 import wnsense_native as wn
+from _helpers import OP_KINDS, dense_stack, make_operator
 from wnsense_native.result import STOP_REASONS
 from wnsense_native.solvers import NATIVE_METHODS
 
@@ -55,8 +56,7 @@ _RANDOM = os.environ.get("WNSENSE_HYPOTHESIS_RANDOM", "0") == "1"
 def _settings(n):
     return settings(max_examples=max(1, int(n * _SCALE)), deadline=None, database=None,
                     derandomize=not _RANDOM,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.filter_too_much])
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 CASES: collections.Counter = collections.Counter()
@@ -212,7 +212,7 @@ def draw_array(data, base, *, kinds=("float64",) * 8 + NUMERIC_OK + NUMERIC_BAD,
     return obj, seen, dtype_bad, planted
 
 
-def expect_array(expect, name, obj, seen, dtype_bad, planted, shape_ok):
+def expect_array(expect, name, seen, dtype_bad, planted, shape_ok):
     """Record in ``expect`` what is wrong with an array argument (``shape_ok(shape)`` decides
     whether the shape is acceptable; empty arrays never are)."""
     if dtype_bad:
@@ -321,36 +321,7 @@ def unwrap(expect, name, value):
 
 
 # ------------------------------------------------------------------------------------------------
-# numpy models of the operators (independent of the library's kernels)
-
-def dense_stack(op) -> np.ndarray:
-    """The ``(m, d1, d2)`` float64 stack of ``M_i``, built from the operator's public fields."""
-    m, d1, d2 = op.shape
-    if isinstance(op, wn.DenseSensing):
-        data = np.asarray(op.data, dtype=np.float64)
-        if not op.packed:
-            return data.reshape(m, d1, d2).copy()
-        M = np.zeros((m, d1, d1))
-        iu = np.triu_indices(d1)
-        M[:, iu[0], iu[1]] = data
-        M[:, iu[1], iu[0]] = data
-        return M
-    if isinstance(op, wn.EntrySampling):
-        M = np.zeros((m, d1, d2))
-        i = np.arange(m)
-        if op.symmetric:
-            np.add.at(M, (i, op.rows, op.cols), 0.5 * op.scale)
-            np.add.at(M, (i, op.cols, op.rows), 0.5 * op.scale)
-        else:
-            np.add.at(M, (i, op.rows, op.cols), op.scale)
-        return M
-    if isinstance(op, wn.RankOneSensing):
-        A = op.vectors
-        return op.scale * A[:, :, None] * A[:, None, :]
-    if isinstance(op, wn.IdentitySensing):
-        return np.eye(d1 * d2).reshape(d1 * d2, d1, d2)
-    raise AssertionError(type(op))
-
+# numpy models of the operators (independent of the library's kernels): _helpers.dense_stack
 
 def assert_close_products(out, M, Z_or_v, kind):
     """``out`` against the numpy forward/adjoint with an error bound from the absolute values."""
@@ -364,41 +335,6 @@ def assert_close_products(out, M, Z_or_v, kind):
     assert np.all(np.isfinite(out))
     err = np.abs(out - ref)
     assert np.all(err <= 1e-12 * bound + 1e-300), float(np.max(err - 1e-12 * bound))
-
-
-OP_KINDS = ("gauss_sym", "gauss_rect", "gauss_f32", "gauss_packed", "gauss_packed_f32",
-            "entry_sym", "entry_rect", "rank_one", "identity", "identity_rect", "user_dense",
-            "user_sym_packed")
-
-
-def make_operator(kind, d, d2, m, seed):
-    g = np.random.default_rng(seed)
-    if kind == "gauss_sym":
-        return wn.gaussian_sensing(d, m, rng=seed)
-    if kind == "gauss_rect":
-        return wn.gaussian_sensing(d, m, d2=d2, rng=seed)
-    if kind == "gauss_f32":
-        return wn.gaussian_sensing(d, m, dtype="float32", rng=seed)
-    if kind == "gauss_packed":
-        return wn.gaussian_sensing(d, m, packed=True, rng=seed)
-    if kind == "gauss_packed_f32":
-        return wn.gaussian_sensing(d, m, dtype="float32", packed=True, rng=seed)
-    if kind == "entry_sym":
-        return wn.entry_sampling(d, m, rng=seed)
-    if kind == "entry_rect":
-        return wn.entry_sampling(d, m, d2=d2, rng=seed)
-    if kind == "rank_one":
-        return wn.rank_one_sensing(d, m, rng=seed)
-    if kind == "identity":
-        return wn.identity_sensing(d)
-    if kind == "identity_rect":
-        return wn.identity_sensing(d, d2=d2)
-    if kind == "user_dense":
-        return wn.dense_sensing(g.standard_normal((m, d, d2)))
-    if kind == "user_sym_packed":
-        G = g.standard_normal((m, d, d))
-        return wn.dense_sensing(G + G.transpose(0, 2, 1), packed=True)
-    raise AssertionError(kind)
 
 
 @st.composite
@@ -423,7 +359,7 @@ def test_forward_property(op, data):
     base = rng.standard_normal(shape) * 10.0 ** data.draw(st.integers(-3, 3), label="Z scale")
     Z, seen, dtype_bad, planted = draw_array(data, base, label="Z")
     expect = Expect()
-    expect_array(expect, "Z", Z, seen, dtype_bad, planted, lambda s: s == (d1, d2))
+    expect_array(expect, "Z", seen, dtype_bad, planted, lambda s: s == (d1, d2))
     n_threads = unwrap(expect, "n_threads", data.draw(thread_arg(), label="n_threads"))
     M = dense_stack(op)
 
@@ -445,7 +381,7 @@ def test_adjoint_property(op, data):
     base = rng.standard_normal(shape) * 10.0 ** data.draw(st.integers(-3, 3), label="v scale")
     v, seen, dtype_bad, planted = draw_array(data, base, label="v")
     expect = Expect()
-    expect_array(expect, "v", v, seen, dtype_bad, planted, lambda s: s == (m,))
+    expect_array(expect, "v", seen, dtype_bad, planted, lambda s: s == (m,))
     n_threads = unwrap(expect, "n_threads", data.draw(thread_arg(), label="n_threads"))
     M = dense_stack(op)
 
@@ -812,16 +748,14 @@ def _point_and_direction_args(data, d, r, seed, gname, *, tangent):
     else:
         base = X0 if xshape == (d, r) else rng.standard_normal(xshape)
     X, Xs, xbad, xplanted = draw_array(data, base, kinds=(kind,), label="X", allow_bad=ab)
-    expect_array(expect, "X", X, Xs, xbad, xplanted,
-                 lambda s: len(s) == 2 and s[1] <= s[0])
+    expect_array(expect, "X", Xs, xbad, xplanted, lambda s: len(s) == 2 and s[1] <= s[0])
     gshape = draw_shape(data, xshape, gname, allow_bad=ab)
     Gb = rng.standard_normal(gshape) * 10.0 ** data.draw(st.integers(-3, 3), label="G scale")
     if tangent and gshape == (d, r) and xshape == (d, r):
         Gb = Gb - X0 @ (0.5 * (X0.T @ Gb + Gb.T @ X0))
     G, Gs, gbad, gplanted = draw_array(data, Gb, label=gname, allow_bad=ab)
     x_ok = "X" not in expect.bad
-    expect_array(expect, gname, G, Gs, gbad, gplanted,
-                 lambda s: (not x_ok) or s == np.shape(Xs))
+    expect_array(expect, gname, Gs, gbad, gplanted, lambda s: (not x_ok) or s == np.shape(Xs))
     return expect, X, Xs, G, Gs, ab
 
 
@@ -839,10 +773,6 @@ def test_tangent_projection_property(case, data):
         assert np.all(np.abs(P - ref) <= 1e-13 * bound + 1e-300)
 
     run_case("tangent_projection", expect, lambda: wn.tangent_projection(X, G), check)
-
-
-def _orthonormal(Xs, tol=1e-9):
-    return np.abs(Xs.T @ Xs - np.eye(Xs.shape[1])).max() <= tol
 
 
 @_settings(150)
@@ -1008,7 +938,7 @@ def test_solve_property(data):
     yshape = draw_shape(data, (mm,), "y", max_side=45, allow_bad=ab)
     ybase = y0 if yshape == (mm,) else rng.standard_normal(yshape)
     y, ys, ybad, yplanted = draw_array(data, ybase, label="y", allow_bad=ab)
-    expect_array(expect, "y", y, ys, ybad, yplanted, lambda s: s == (mm,))
+    expect_array(expect, "y", ys, ybad, yplanted, lambda s: s == (mm,))
     # rank
     rank_raw = data.draw(int_arg(-1, min(d1, dd2) + 2, minimum=1, maximum=min(d1, dd2),
                                  allow_bad=ab), label="rank")
@@ -1149,9 +1079,8 @@ def test_solve_property(data):
         assert np.all(np.diff(hist["time"]) >= 0)
         # the loss and residual at the returned x, in numpy
         M = dense_stack(op)
-        ysn = ys
         x_eval = 0.5 * (x + x.T) if (method == "snn" and op.symmetric) else x
-        r = np.einsum("ijk,jk->i", M, x_eval) - ysn
+        r = np.einsum("ijk,jk->i", M, x_eval) - ys
         sumsq = float(r @ r)
         if method == "snn":
             fun = sumsq / (2 * mm)
@@ -1160,12 +1089,12 @@ def test_solve_property(data):
         # rounding bound per measurement: |dr_i| <= delta_i (the native path forms x from the
         # factors in another order; entries of x are exact only to eps * max |x|)
         ax = np.abs(x_eval)
-        delta = 1e-12 * (np.einsum("ijk,jk->i", np.abs(M), ax + ax.max()) + np.abs(ysn))
+        delta = 1e-12 * (np.einsum("ijk,jk->i", np.abs(M), ax + ax.max()) + np.abs(ys))
         factor = 1 / (2 * mm) if method == "snn" else (0.25 if op.symmetric else 0.5)
         allowed = factor * float(np.sum(2 * np.abs(r) * delta + delta ** 2))
         assert abs(res.fun - fun) <= allowed + 1e-300, (res.fun, fun, allowed)
         assert res.fun == hist["loss"][-1]
-        ynorm = float(np.linalg.norm(ysn))
+        ynorm = float(np.linalg.norm(ys))
         rel = math.sqrt(sumsq) / ynorm if ynorm > 0 else math.sqrt(sumsq)
         assert abs(res.residual_norm - rel) <= (1e-12 * rel + float(np.linalg.norm(delta))
                                                 / (ynorm if ynorm > 0 else 1.0))

@@ -38,6 +38,7 @@ import numpy as np
 import pytest
 
 import wnsense_native as wn
+from _helpers import OP_KINDS, make_operator
 from wnsense_native import _core
 from wnsense_native.solvers import NATIVE_METHODS
 
@@ -178,31 +179,17 @@ def test_solve_bit_identical_with_constant_step(method, family, request):
     _assert_bit_identical(a, b)
 
 
-def _operator_zoo():
-    g = np.random.default_rng(5)
-    Mu = g.standard_normal((M, D, D))
-    return {
-        "gauss_sym_f64": wn.gaussian_sensing(D, M, rng=21),
-        "gauss_sym_f32": wn.gaussian_sensing(D, M, dtype="float32", rng=21),
-        "gauss_packed_f64": wn.gaussian_sensing(D, M, packed=True, rng=21),
-        "gauss_packed_f32": wn.gaussian_sensing(D, M, dtype="float32", packed=True, rng=21),
-        "gauss_rect": wn.gaussian_sensing(D, M, d2=D2, rng=22),
-        "entry_sym": wn.entry_sampling(D, M, rng=23),
-        "entry_rect": wn.entry_sampling(D, M, d2=D2, rng=23),
-        "rank_one": wn.rank_one_sensing(D, M, rng=24),
-        "identity": wn.identity_sensing(D),
-        "identity_rect": wn.identity_sensing(D, d2=D2),
-        "user_dense": wn.dense_sensing(Mu),
-        "user_dense_sym_packed": wn.dense_sensing(Mu + Mu.transpose(0, 2, 1), packed=True),
-    }
+@pytest.fixture(scope="module")
+def zoo():
+    """One operator of every kind (``OP_KINDS``), d = 20 (20 x 15 rectangular), m = 2000; the
+    user's dense stack is square and not symmetric."""
+    return {kind: make_operator(kind, D, D if kind == "user_dense" else D2, M, seed=21)
+            for kind in OP_KINDS}
 
 
-ZOO = _operator_zoo()
-
-
-@pytest.mark.parametrize("name", sorted(ZOO))
-def test_operator_kernels_bit_identical_across_threads_and_runs(name):
-    op = ZOO[name]
+@pytest.mark.parametrize("name", sorted(OP_KINDS))
+def test_operator_kernels_bit_identical_across_threads_and_runs(name, zoo):
+    op = zoo[name]
     m, d1, d2 = op.shape
     g = np.random.default_rng(6)
     Z = g.standard_normal((d1, d2))
@@ -236,9 +223,9 @@ def test_gaussian_generation_bit_identical_across_threads(kw):
 # ================================================================================================
 # 4. thread safety
 
-def test_concurrent_calls_on_shared_operators_match_serial(sym_problem, rect_problem):
-    ops = {"sym": sym_problem[0], "rect": rect_problem[0], "packed": ZOO["gauss_packed_f32"],
-           "entry": ZOO["entry_sym"], "rank_one": ZOO["rank_one"]}
+def test_concurrent_calls_on_shared_operators_match_serial(sym_problem, rect_problem, zoo):
+    ops = {"sym": sym_problem[0], "rect": rect_problem[0], "packed": zoo["gauss_packed_f32"],
+           "entry": zoo["entry_sym"], "rank_one": zoo["rank_one"]}
     ys = {"sym": sym_problem[1], "rect": rect_problem[1]}
     g = np.random.default_rng(8)
     tasks = []
@@ -436,16 +423,17 @@ def test_max_time_is_honoured(max_time):
 # ================================================================================================
 # 6. divergence
 
-_DIVERGING_STEP = {"gd": 1e3, "precgd": 1e3, "scaledgd": 1e3, "column_wn": 1e3, "snn": 1e3}
+DIVERGING_STEP = 1e3
 
 
 @pytest.fixture(scope="module")
 def small_problems():
     sym = wn.gaussian_sensing(8, 200, rng=1)
     rect = wn.gaussian_sensing(8, 200, d2=6, rng=1)
-    return {"sym": (sym, sym.forward(wn.low_rank_target(8, 2, rng=0))),
+    sym_case = (sym, sym.forward(wn.low_rank_target(8, 2, rng=0)))
+    return {"sym": sym_case,
             "rect": (rect, rect.forward(wn.low_rank_target(8, 2, d2=6, rng=0))),
-            "snn": (sym, sym.forward(wn.low_rank_target(8, 2, rng=0)))}
+            "snn": sym_case}
 
 
 def _diverging_cases():
@@ -457,7 +445,7 @@ def _diverging_cases():
             # step" for it
             out.append((method, family, {"step_size": 0.1, "mu": 1e8}))
         else:
-            out.append((method, family, {"step_size": _DIVERGING_STEP[method]}))
+            out.append((method, family, {"step_size": DIVERGING_STEP}))
     return out
 
 
@@ -539,9 +527,15 @@ def _assert_no_growth(fn, n, warmup):
     assert blocks1 - blocks0 < BLOCKS_BOUND, f"{blocks1 - blocks0} more live Python allocations"
 
 
-def _kernel_ops():
+KERNEL_OPS = ("dense_tall", "dense_tall_f32_packed", "dense_wide", "dense_wide_rect", "entry",
+              "rank_one", "identity")
+
+
+@pytest.fixture(scope="module")
+def kernel_ops():
+    """The operators of ``KERNEL_OPS``, by name."""
     g = np.random.default_rng(3)
-    return {
+    ops = {
         # tall: large outputs of forward / residual (2000 floats), small adjoint
         "dense_tall": wn.gaussian_sensing(4, 2000, rng=1),
         "dense_tall_f32_packed": wn.gaussian_sensing(6, 2000, dtype="float32", packed=True,
@@ -553,16 +547,17 @@ def _kernel_ops():
         "rank_one": wn.rank_one_sensing(12, 2000, rng=4),
         "identity": wn.identity_sensing(40),
     }
+    assert tuple(ops) == KERNEL_OPS
+    return ops
 
 
-KERNEL_OPS = _kernel_ops()
 N_CALLS = 10_000
 
 
 @pytest.mark.parametrize("name", sorted(KERNEL_OPS))
 @pytest.mark.parametrize("kernel", ["forward", "adjoint", "residual"])
-def test_kernels_do_not_leak(name, kernel):
-    op = KERNEL_OPS[name]
+def test_kernels_do_not_leak(name, kernel, kernel_ops):
+    op = kernel_ops[name]
     m, d1, d2 = op.shape
     g = np.random.default_rng(0)
     Z, v, y = g.standard_normal((d1, d2)), g.standard_normal(m), g.standard_normal(m)
@@ -585,9 +580,9 @@ def test_stiefel_kernels_do_not_leak(kernel):
     _assert_no_growth(fn, N_CALLS, warmup=300)
 
 
-def test_native_layer_does_not_leak_on_errors():
+def test_native_layer_does_not_leak_on_errors(kernel_ops):
     """Rejected calls (argument errors raised from C++ after conversions) free what they took."""
-    op = KERNEL_OPS["dense_tall"]
+    op = kernel_ops["dense_tall"]
     bad_Z = np.ones((5, 5))
 
     def fn():

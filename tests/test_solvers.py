@@ -7,16 +7,15 @@ import numpy as np
 import pytest
 
 import wnsense_native as wn
+from _helpers import central_fd, make_method
 from wnsense_native import reference
-from wnsense_native.solvers import NATIVE_METHODS
-from wnsense_native.solvers._problem import Problem
-from wnsense_native.solvers._steps import make_step_rule
+from wnsense_native.solvers._driver import run
+from wnsense_native.solvers._steps import ArmijoBacktracking
 
 NT = 1  # small problems: one native thread (determinism across threads is tested separately)
 # one native thread by default: these problems are tiny, and an OpenMP team on a loaded machine
 # costs more than the work (thread counts are exercised in the determinism tests)
 SOLVERS = {"native": functools.partial(wn.solve, n_threads=NT), "reference": reference.solve}
-REGISTRIES = {"native": NATIVE_METHODS, "reference": reference.REFERENCE_METHODS}
 
 
 def sym(B):
@@ -43,29 +42,6 @@ def first_hit(errors, level):
 # ================================================================================================
 # gradients: the formulas of SPEC 3 against central finite differences of the loss
 # ================================================================================================
-
-def central_fd(f, P, h=1e-6):
-    g = np.zeros_like(P)
-    for idx in np.ndindex(P.shape):
-        E = np.zeros_like(P)
-        E[idx] = h
-        g[idx] = (f(P + E) - f(P - E)) / (2 * h)
-    return g
-
-
-def make_method(backend, op, y, rank, method, init, **options):
-    """Instantiate a solver method directly (the object wn.solve drives), to read its gradients."""
-    registry = REGISTRIES[backend]
-    cls = registry[method](op.symmetric)
-    if backend == "native":
-        fn = lambda L, R, g: op._residual(np.ascontiguousarray(L), np.ascontiguousarray(R), y,
-                                          g, 1)
-    else:
-        fn = reference.numpy_residual(op, y)
-    problem = Problem(op, y, fn)
-    return cls(problem, rank, np.random.default_rng(0), init, make_step_rule(None),
-               **{**cls.OPTIONS, **options})
-
 
 SYM_OPS = {
     "gaussian": lambda: wn.gaussian_sensing(7, 150, rng=3),
@@ -481,10 +457,17 @@ def test_stop_callback(solve):
     assert seen[-1][1] == res.fun and np.array_equal(seen[-1][2], res.x)
 
 
+class _NoDecrease(ArmijoBacktracking):
+    """A safeguarded rule whose every search fails: no trial decreases the loss, and it reports
+    the iterate itself (eta = 0)."""
+
+    def search(self, loss0, slope, evaluate, hint=None):
+        return 0.0, loss0, evaluate(0.0)[1], False
+
+
 def test_step_failed_when_no_trial_decreases_the_loss():
     """The Armijo rule reports failure when no trial step decreases the loss, and the driver
     stops with stop_reason 'step_failed', returning the iterate (not a worse one)."""
-    from wnsense_native.solvers._steps import ArmijoBacktracking
     rule = ArmijoBacktracking(max_backtracks=5)
     trials = []
     eta, loss, payload, ok = rule.search(1.0, 1.0, lambda e: (trials.append(e) or 2.0, e), 1.0)
@@ -492,15 +475,9 @@ def test_step_failed_when_no_trial_decreases_the_loss():
 
     op, y, Zs = sym_problem()
     res = wn.solve(op, y, 3, tol=0.0, rng=0, max_iter=50, n_threads=1)
-    flat = make_step_rule(None)
-    flat.search = lambda loss0, slope, evaluate, hint=None: (0.0, loss0,
-                                                            evaluate(0.0)[1], False)
-    problem = Problem(op, y, lambda L, R, g: op._residual(L, R, y, g, 1))
-    method = NATIVE_METHODS["wn_rgd"](True)(problem, 3, np.random.default_rng(0),
-                                            res.factors, flat, **NATIVE_METHODS["wn_rgd"](True).OPTIONS)
-    from wnsense_native.solvers._driver import run
-    out = run(method, problem, method_name="wn_rgd", max_iter=10, tol=0.0, gtol=0.0, xtol=0.0,
-              max_time=None, callback=None, x_true=None)
+    method = make_method("native", op, y, 3, "wn_rgd", res.factors, _NoDecrease())
+    out = run(method, method.problem, method_name="wn_rgd", max_iter=10, tol=0.0, gtol=0.0,
+              xtol=0.0, max_time=None, callback=None, x_true=None)
     assert out.stop_reason == "step_failed" and out.status == 5 and out.nit == 1
     assert out.fun <= res.fun * (1 + 1e-9)
 
