@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..solvers._steps import magnitude_search
 from ..solvers.wn_rgd_rect import RectangularWNRGDSetup
 from .wn_rgd import retract, tangent_projection
 
@@ -28,16 +27,9 @@ class RectangularWNRGD(RectangularWNRGDSetup):
     ``mu`` (1.0), ``preconditioned``, ``theta0``; ``X_L``, then ``X_R``, uniform on their
     Stiefel manifolds, ``Theta_0 = theta0 I``."""
 
-    def _begin(self, start):
-        XL, Theta, XR = start["X_L"], start["Theta"], start["X_R"]
-        self._adopt(XL, Theta, XR, self._residual(XL, Theta, XR))
+    retract = staticmethod(retract)  # the numpy retractions; the iteration is the setup's
 
-    def _residual(self, XL, Theta, XR):
-        """``(r, ||r||^2, E)`` at ``Z = X_L Theta X_R^T`` (``L = X_L Theta``, ``R = X_R``)."""
-        return self.problem.residual(XL @ Theta, XR)
-
-    def _adopt(self, XL, Theta, XR, residual):
-        _, sumsq, E = residual
+    def _set_iterate(self, XL, Theta, XR, r, sumsq, E):
         self.XL, self.Theta, self.XR, self.sumsq, self.E = XL, Theta, XR, sumsq, E
         self.loss = self.problem.loss(sumsq)                       # 1/2 ||A(Z) - y||^2
         EXR, EtXL = E @ XR, E.T @ XL
@@ -54,39 +46,3 @@ class RectangularWNRGD(RectangularWNRGDSetup):
             self.Gt_L, self.Gt_R, self.Gd_L, self.Gd_R = grad_L, grad_R, self.G_L, self.G_R
         self.grad_norm = float(np.sqrt(np.sum(self.G_L ** 2) + np.sum(self.G_R ** 2)
                                        + np.sum(grad_Theta ** 2)))
-
-    @property
-    def factors(self):
-        return {"X_L": self.XL, "Theta": self.Theta, "X_R": self.XR}
-
-    def x(self):
-        return self.XL @ self.Theta @ self.XR.T
-
-    def step(self):
-        Theta = self.Theta
-
-        def trial(eta):
-            XL = retract(self.retraction, self.XL, self.Gd_L, self.Gt_L, eta)
-            XR = retract(self.retraction, self.XR, self.Gd_R, self.Gt_R, eta)
-            res = self._residual(XL, Theta, XR)
-            return self.problem.loss(res[1]), (XL, XR, res[2])
-
-        slope = float(np.sum(self.G_L * self.Gd_L) + np.sum(self.G_R * self.Gd_R))
-        if not (np.any(self.Gd_L) or np.any(self.Gd_R)):
-            # zero direction (Theta = 0 at the default start, or a critical point)
-            eta, ok, XL, XR, E_mid, loss_mid = 0.0, True, self.XL, self.XR, self.E, self.loss
-        else:
-            eta, loss_mid, (XL, XR, E_mid), ok = self.step_rule.search(self.loss, slope, trial,
-                                                                       self.step_hint())
-        self.step_size = eta
-        # magnitude step with the new directions
-        Delta = XL.T @ E_mid @ XR
-
-        def magnitude(mu):
-            Theta_new = Theta - mu * Delta
-            res = self._residual(XL, Theta_new, XR)
-            return self.problem.loss(res[1]), (Theta_new, res)
-
-        Theta_new, res = magnitude_search(self.step_rule, loss_mid, self.mu, magnitude)
-        self._adopt(XL, Theta_new, XR, res)
-        return ok

@@ -49,34 +49,16 @@ class RectangularWNRGDSetup(WNRGDSetup):
     def factor_shapes(cls, problem, rank):
         return {"X_L": (problem.d1, rank), "Theta": (rank, rank), "X_R": (problem.d2, rank)}
 
+    # The iteration is the same for both backends: they differ in ``retract`` (native kernels or
+    # numpy) and in how ``_set_iterate(XL, Theta, XR, r, sumsq, E)`` forms the gradients.
+    retract = staticmethod(retract)
 
-class RectangularWNRGD(RectangularWNRGDSetup):
-    """Rectangular WN-RGD on ``Z = X_L Theta X_R^T`` (project addition, see the module
-    docstring). Options: ``retraction``, ``mu`` (1.0), ``preconditioned``, ``theta0``."""
+    def _set_iterate(self, XL, Theta, XR, r, sumsq, E):
+        raise NotImplementedError
 
     def _begin(self, start):
         XL, Theta, XR = start["X_L"], start["Theta"], start["X_R"]
         self._set_iterate(XL, Theta, XR, *self.problem.residual(XL @ Theta, XR))
-
-    # -- state -------------------------------------------------------------------------------
-    def _set_iterate(self, XL, Theta, XR, r, sumsq, E):
-        """Adopt ``(X_L, Theta, X_R)`` with its residual; precompute the step's gradients."""
-        self.XL, self.Theta, self.XR, self.sumsq = XL, Theta, XR, sumsq
-        self.loss = self.problem.loss(sumsq)
-        self.E = E
-        EXR, EtXL = E @ XR, E.T @ XL
-        grad_L, grad_R = _c(EXR @ Theta.T), _c(EtXL @ Theta)
-        self.G_L = _core.tangent_projection(XL, grad_L)
-        self.G_R = _core.tangent_projection(XR, grad_R)
-        if self.preconditioned:
-            self.Gt_L, self.Gt_R = _c(EXR), _c(EtXL)
-            self.Gd_L = _core.tangent_projection(XL, self.Gt_L)
-            self.Gd_R = _core.tangent_projection(XR, self.Gt_R)
-        else:
-            self.Gt_L, self.Gt_R, self.Gd_L, self.Gd_R = grad_L, grad_R, self.G_L, self.G_R
-        grad_theta = XL.T @ EXR
-        self.grad_norm = float(np.sqrt(np.sum(self.G_L ** 2) + np.sum(self.G_R ** 2)
-                                       + np.sum(grad_theta ** 2)))
 
     @property
     def factors(self):
@@ -90,8 +72,8 @@ class RectangularWNRGD(RectangularWNRGDSetup):
         Theta = self.Theta
 
         def trial(eta):  # pass 1: the residual at (X_L+, Theta, X_R+), also the step-size test
-            XL = retract(self.retraction, self.XL, self.Gd_L, self.Gt_L, eta)
-            XR = retract(self.retraction, self.XR, self.Gd_R, self.Gt_R, eta)
+            XL = self.retract(self.retraction, self.XL, self.Gd_L, self.Gt_L, eta)
+            XR = self.retract(self.retraction, self.XR, self.Gd_R, self.Gt_R, eta)
             r, sumsq, E = self.problem.residual(XL @ Theta, XR)
             return self.problem.loss(sumsq), (XL, XR, E)
 
@@ -117,3 +99,28 @@ class RectangularWNRGD(RectangularWNRGDSetup):
         Theta_new, res = magnitude_search(self.step_rule, loss_mid, self.mu, magnitude)
         self._set_iterate(XL, Theta_new, XR, *res)
         return ok
+
+
+class RectangularWNRGD(RectangularWNRGDSetup):
+    """Rectangular WN-RGD on ``Z = X_L Theta X_R^T`` (project addition, see the module
+    docstring). Options: ``retraction``, ``mu`` (1.0), ``preconditioned``, ``theta0``."""
+
+    # -- state -------------------------------------------------------------------------------
+    def _set_iterate(self, XL, Theta, XR, r, sumsq, E):
+        """Adopt ``(X_L, Theta, X_R)`` with its residual; precompute the step's gradients."""
+        self.XL, self.Theta, self.XR, self.sumsq = XL, Theta, XR, sumsq
+        self.loss = self.problem.loss(sumsq)
+        self.E = E
+        EXR, EtXL = E @ XR, E.T @ XL
+        grad_L, grad_R = _c(EXR @ Theta.T), _c(EtXL @ Theta)
+        self.G_L = _core.tangent_projection(XL, grad_L)
+        self.G_R = _core.tangent_projection(XR, grad_R)
+        if self.preconditioned:
+            self.Gt_L, self.Gt_R = _c(EXR), _c(EtXL)
+            self.Gd_L = _core.tangent_projection(XL, self.Gt_L)
+            self.Gd_R = _core.tangent_projection(XR, self.Gt_R)
+        else:
+            self.Gt_L, self.Gt_R, self.Gd_L, self.Gd_R = grad_L, grad_R, self.G_L, self.G_R
+        grad_theta = XL.T @ EXR
+        self.grad_norm = float(np.sqrt(np.sum(self.G_L ** 2) + np.sum(self.G_R ** 2)
+                                       + np.sum(grad_theta ** 2)))
