@@ -1,0 +1,75 @@
+"""The benchmark scripts in ``bench/`` run end to end at toy sizes and print their tables with the
+ratios the README and the performance notes quote (their speed is not asserted here: that is what
+the scripts measure, at full size, by hand)."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+pytestmark = pytest.mark.skipif(not BENCH.is_dir(), reason="bench/ is not in this checkout")
+
+RATIO = r"(\d+\.\d+)x"
+
+
+def bench(script, *args, timeout=300):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True,
+                          text=True, cwd=BENCH, env=env, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def positive_ratios(text, min_count):
+    values = [float(v) for v in re.findall(RATIO, text)]
+    assert len(values) >= min_count, text
+    assert all(v > 0 for v in values), text
+    return values
+
+
+def test_bench_iteration():
+    out = bench("bench_iteration.py", "--d", "12", "--m", "400", "--rstar", "2", "--rank", "3")
+    assert "WN-RGD / 2 fused" in out
+    assert out.count("read bandwidth probe") == 2
+    # four storages, three ratios each (fused, WN-RGD, GD against one forward pass)
+    positive_ratios(out, 12)
+    assert re.search(r"loop overhead, wn_rgd, population d=10: \d+\.\d us/iteration", out), out
+
+
+def test_bench_kernels():
+    out = bench("bench_kernels.py", "--d", "9", "--gb", "0.002", "--threads", "1", "2",
+                "--repeat", "1")
+    rows = [line for line in out.splitlines() if re.match(r"\s*9\s+\d+\s+float(32|64)", line)]
+    assert len(rows) == 8, out  # four storages x two thread counts
+    assert "numpy f64" in out
+
+
+def test_bench_fig2b_small():
+    out = bench("bench_fig2b.py", "--d", "20", "--m", "300", "--rank", "4", "--rstar", "2",
+                "--iters", "3")
+    assert "packed float32" in out
+    match = re.search(r"(\d+\.\d+) passes/iteration.*-> (\d+\.\d+)x the bound", out)
+    assert match, out
+    assert float(match.group(1)) >= 2.0  # a WN-RGD iteration is at least two passes
+    assert re.search(r"peak RSS \d+\.\d+ GB", out)
+
+
+def test_bench_solvers_small():
+    out = bench("bench_solvers.py", "--d", "12", "--m", "300", "--rstar", "2", "--rank", "3",
+                "--iters", "3", "--max-iter", "0", "--methods", "wn_rgd", "gd")
+    positive_ratios(out, 2)
+
+
+def test_bench_neighbours_small():
+    out = bench("bench_neighbours.py", "--d", "10", "--rstar", "2", "--rank", "4",
+                "--max-iter", "300", "--slow-max-iter", "300", "--all", "--reference")
+    for name in ("PrecGD", "ScaledGD(lambda)", "WN-RGD (preconditioned)", "WN-RGD (plain)", "GD",
+                 "column-wise WN"):
+        assert re.search(rf"^{re.escape(name)}\s", out, re.M), (name, out)
+    precgd = re.search(r"^PrecGD\s+(\d+)\s.*?(\d\.\de-\d+)\s", out, re.M)
+    assert precgd and float(precgd.group(2)) <= 1e-8, out
