@@ -8,16 +8,17 @@
     3. X+ = Retr_X(-eta G)               (polar | qr | cayley)
     4. Theta+ = Theta - mu/2 X+^T S(X+, Theta) X+     (magnitude step with the new direction)
 
-It makes exactly the decisions of the native :class:`wnsense_native.solvers.wn_rgd.WNRGD` (same
-start from the same generator, same step-size rule with the same ``hint`` and ``slope``, same
-shortcut when the search direction is zero), so both produce the same iterates to rounding.
+The iteration itself (steps 3 and 4: the step-size search along the retraction, the magnitude
+step, the shortcut when the search direction is zero) is
+:meth:`wnsense_native.solvers.wn_rgd.WNRGDSetup.step`, shared with the native method together with
+the options and the start; this module gives the Stiefel tools in numpy and the gradients of
+steps 1 and 2, so both backends produce the same iterates to rounding.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..solvers._problem import sym
-from ..solvers._steps import magnitude_search
 from ..solvers.wn_rgd import WNRGDSetup
 
 
@@ -69,23 +70,17 @@ def retract(kind, X, G_dir, Gt, eta):
 
 
 class WNRGD(WNRGDSetup):
-    """Symmetric WN-RGD (reference). Options and start as the native method
+    """Symmetric WN-RGD (reference). Options, start and iteration as the native method
     (:class:`~wnsense_native.solvers.wn_rgd.WNRGDSetup`): ``retraction``, ``mu``,
     ``preconditioned`` (project addition, not from the paper), ``theta0``, and the shared
     ``diagnostics`` / ``hessian_every``; ``X_0`` uniform on St(d, r), ``Theta_0 = theta0 I``
     (0 by default): not a small init."""
 
-    def _begin(self, start):
-        X, Theta = start["X"], start["Theta"]
-        self._adopt(X, Theta, self._residual(X, Theta))
+    retract = staticmethod(retract)  # the numpy retractions; the iteration is the setup's
 
     # -- the model and its gradients ---------------------------------------------------------
-    def _residual(self, X, Theta):
-        """``(r, ||r||^2, A*(r))`` at ``Z = X Theta X^T`` (passed as ``L = X Theta``, ``R = X``)."""
-        return self.problem.residual(X @ Theta, X)
-
-    def _adopt(self, X, Theta, residual):
-        _, sumsq, Astar_r = residual
+    def _set_iterate(self, X, Theta, r, sumsq, Astar_r):
+        """Adopt (X, Theta) with its residual ``r``, ``||r||^2`` and ``A*(r)``."""
         self.X, self.Theta, self.sumsq = X, Theta, sumsq
         self.loss = self.problem.loss(sumsq)                       # 1/4 ||A(Z) - y||^2
         self.S = sym(Astar_r)                                      # S = sym(A*(A(Z) - y))
@@ -97,45 +92,3 @@ class WNRGD(WNRGDSetup):
         # step 2: its tangent projection, the search direction of polar / QR
         self.G_dir = tangent_projection(X, self.Gt) if self.preconditioned else self.G
         self.grad_norm = float(np.sqrt(np.sum(self.G ** 2) + np.sum(grad_Theta ** 2)))
-
-    @property
-    def factors(self):
-        return {"X": self.X, "Theta": self.Theta}
-
-    def x(self):
-        return self.X @ self.Theta @ self.X.T
-
-    # -- one iteration -----------------------------------------------------------------------
-    def step(self):
-        Theta = self.Theta
-
-        def trial(eta):
-            # the residual at (X+, Theta): the step-size test, and S(X+, Theta) for step 4
-            X_new = retract(self.retraction, self.X, self.G_dir, self.Gt, eta)
-            res = self._residual(X_new, Theta)
-            return self.problem.loss(res[1]), (X_new, res[2])
-
-        # decrease rate of f(., Theta) along the search direction: <grad f, G_dir>
-        slope = float(np.sum(self.G * self.G_dir))
-        if not np.any(self.G_dir):
-            # zero direction (Theta = 0 at the default start, or a critical point): X stays,
-            # and S(X, Theta) is the one already computed
-            eta, ok, X_new, Astar_mid, loss_mid = 0.0, True, self.X, self.S, self.loss
-        else:
-            # first trial: 1 when preconditioned, else 1/||Theta||_2^2 (WNRGDSetup.step_hint)
-            eta, loss_mid, (X_new, Astar_mid), ok = self.step_rule.search(self.loss, slope,
-                                                                          trial, self.step_hint())
-        self.step_size = eta
-        # step 4: magnitude step with the new direction (mu halved by the safeguarded rule
-        # only if the loss would increase)
-        S_mid = sym(Astar_mid)
-        Delta = X_new.T @ S_mid @ X_new
-
-        def magnitude(mu):
-            Theta_new = sym(Theta - 0.5 * mu * Delta)
-            res = self._residual(X_new, Theta_new)
-            return self.problem.loss(res[1]), (Theta_new, res)
-
-        Theta_new, res = magnitude_search(self.step_rule, loss_mid, self.mu, magnitude)
-        self._adopt(X_new, Theta_new, res)
-        return ok

@@ -35,7 +35,7 @@ class RectangularWNRGD(RectangularWNRGDSetup):
         EXR, EtXL = E @ XR, E.T @ XL
         grad_L = EXR @ Theta.T                                     # grad_XL f = E X_R Theta^T
         grad_R = EtXL @ Theta                                      # grad_XR f = E^T X_L Theta
-        grad_Theta = XL.T @ E @ XR                                 # grad_Theta f
+        grad_Theta = XL.T @ EXR                                    # grad_Theta f = X_L^T E X_R
         self.G_L = tangent_projection(XL, grad_L)                  # Riemannian gradients
         self.G_R = tangent_projection(XR, grad_R)
         if self.preconditioned:        # drop the Theta factor (project addition)

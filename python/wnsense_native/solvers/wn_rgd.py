@@ -37,8 +37,9 @@ def retract(kind, X, G_dir, Gt, eta):
 
 
 class WNRGDSetup(Method):
-    """Options and start of symmetric WN-RGD, shared by the native and the reference method (and,
-    through :class:`~.wn_rgd_rect.RectangularWNRGDSetup`, by the rectangular one).
+    """Options, start and iteration of symmetric WN-RGD, shared by the native and the reference
+    method (and, through :class:`~.wn_rgd_rect.RectangularWNRGDSetup`, options and start of the
+    rectangular one).
 
     Options: ``retraction`` ("polar" default, "qr", "cayley"), ``mu`` (magnitude step, 2.0),
     ``preconditioned`` (use ``S X`` instead of ``S X Theta`` as the direction gradient: this
@@ -85,26 +86,16 @@ class WNRGDSetup(Method):
         Theta = self.Theta
         return lambda: 1.0 / np.linalg.norm(Theta, 2) ** 2
 
+    # The iteration is the same for both backends: they differ in ``retract`` (native kernels or
+    # numpy) and in how ``_set_iterate(X, Theta, r, sumsq, G)`` forms the gradients.
+    retract = staticmethod(retract)
 
-class WNRGD(WNRGDSetup):
-    """Symmetric WN-RGD, native path; options and start: :class:`WNRGDSetup`."""
+    def _set_iterate(self, X, Theta, r, sumsq, G):
+        raise NotImplementedError
 
     def _begin(self, start):
         X, Theta = start["X"], start["Theta"]
         self._set_iterate(X, Theta, *self.problem.residual(X @ Theta, X))
-
-    # -- state -------------------------------------------------------------------------------
-    def _set_iterate(self, X, Theta, r, sumsq, G):
-        """Adopt (X, Theta) with its residual; precompute the gradients the next step needs."""
-        self.X, self.Theta, self.sumsq = X, Theta, sumsq
-        self.loss = self.problem.loss(sumsq)
-        self.S = sym(G)
-        SX = self.S @ X
-        self.Gt = SX if self.preconditioned else SX @ Theta
-        self.G = _core.tangent_projection(X, np.ascontiguousarray(SX @ Theta))
-        self.G_dir = (_core.tangent_projection(X, self.Gt) if self.preconditioned else self.G)
-        grad_theta = 0.5 * (X.T @ SX)
-        self.grad_norm = float(np.sqrt(np.vdot(self.G, self.G) + np.vdot(grad_theta, grad_theta)))
 
     @property
     def factors(self):
@@ -118,7 +109,7 @@ class WNRGD(WNRGDSetup):
         Theta = self.Theta
 
         def trial(eta):  # pass 1: the residual at (X+, Theta), also the step-size test
-            X_new = retract(self.retraction, self.X, self.G_dir, self.Gt, eta)
+            X_new = self.retract(self.retraction, self.X, self.G_dir, self.Gt, eta)
             r, sumsq, G = self.problem.residual(X_new @ Theta, X_new)
             return self.problem.loss(sumsq), (X_new, G)
 
@@ -143,3 +134,20 @@ class WNRGD(WNRGDSetup):
         Theta_new, res = magnitude_search(self.step_rule, loss_mid, self.mu, magnitude)
         self._set_iterate(X_new, Theta_new, *res)
         return ok
+
+
+class WNRGD(WNRGDSetup):
+    """Symmetric WN-RGD, native path; options, start and iteration: :class:`WNRGDSetup`."""
+
+    # -- state -------------------------------------------------------------------------------
+    def _set_iterate(self, X, Theta, r, sumsq, G):
+        """Adopt (X, Theta) with its residual; precompute the gradients the next step needs."""
+        self.X, self.Theta, self.sumsq = X, Theta, sumsq
+        self.loss = self.problem.loss(sumsq)
+        self.S = sym(G)
+        SX = self.S @ X
+        self.Gt = SX if self.preconditioned else SX @ Theta
+        self.G = _core.tangent_projection(X, np.ascontiguousarray(SX @ Theta))
+        self.G_dir = (_core.tangent_projection(X, self.Gt) if self.preconditioned else self.G)
+        grad_theta = 0.5 * (X.T @ SX)
+        self.grad_norm = float(np.sqrt(np.vdot(self.G, self.G) + np.vdot(grad_theta, grad_theta)))

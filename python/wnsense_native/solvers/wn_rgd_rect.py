@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import _core
 from ._steps import magnitude_search
-from .wn_rgd import WNRGDSetup, retract
+from .wn_rgd import WNRGDSetup
 
 
 def _c(a):
@@ -51,8 +51,6 @@ class RectangularWNRGDSetup(WNRGDSetup):
 
     # The iteration is the same for both backends: they differ in ``retract`` (native kernels or
     # numpy) and in how ``_set_iterate(XL, Theta, XR, r, sumsq, E)`` forms the gradients.
-    retract = staticmethod(retract)
-
     def _set_iterate(self, XL, Theta, XR, r, sumsq, E):
         raise NotImplementedError
 
