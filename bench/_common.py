@@ -41,3 +41,17 @@ def constant_step_start(solve, op, y, rank, **options):
     without step-size search)."""
     res = solve(op, y, rank, rng=3, max_iter=5, tol=0, **options)
     return {"step_size": float(res.history["step_size"][-1]) or 1e-3, "init": res.factors}
+
+
+def per_iteration(solve, op, y, rank, iters=10, repeat=3, **options):
+    """Seconds per iteration of ``solve`` (``wn.solve`` or ``wn.reference.solve``) at a constant
+    step from :func:`constant_step_start`: the median of the driver's own per-iteration clock
+    (``history["time"]``), best of ``repeat`` solves. This is the marginal cost of an iteration,
+    without the once-per-solve validation and first residual evaluation (wall time / iterations
+    would add 1/iters of a pass)."""
+    start = constant_step_start(solve, op, y, rank, **options)
+    best = np.inf
+    for _ in range(repeat):
+        res = solve(op, y, rank, rng=3, max_iter=iters, tol=0, **options, **start)
+        best = min(best, float(np.median(np.diff(res.history["time"]))))
+    return best

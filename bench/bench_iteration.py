@@ -16,19 +16,14 @@ import argparse
 
 import wnsense_native as wn
 import numpy as np
-from _common import STORAGES, best_time, constant_step_start, read_bandwidth, table
+from _common import STORAGES, best_time, per_iteration, read_bandwidth, table
 
 from wnsense_native._blas import single_threaded_blas
 
 
-def per_iteration(op, y, rank, method, iters=10, repeat=3):
-    """Median seconds per iteration from the driver's own clock (``history["time"]``), best of
-    ``repeat`` solves: the marginal cost of an iteration, without the once-per-solve validation
-    and first residual evaluation (wall time / iterations would add 1/iters of a pass)."""
-    start = constant_step_start(wn.solve, op, y, rank, method=method)
-    return min(float(np.median(np.diff(wn.solve(op, y, rank, method=method, rng=3,
-                                                 max_iter=iters, tol=0, **start).history["time"])))
-               for _ in range(repeat))
+def print_probe():
+    bw = read_bandwidth()
+    print(f"read bandwidth probe (OpenMP's default thread count): {bw / 1e9:.1f} GB/s")
 
 
 def main(argv=None):
@@ -39,17 +34,17 @@ def main(argv=None):
     ap.add_argument("--rank", type=int, default=10)
     args = ap.parse_args(argv)
     Zs = wn.low_rank_target(args.d, args.rstar, 5.0, rng=1)
-    print(f"read bandwidth probe, 2 threads: {read_bandwidth(n_threads=2) / 1e9:.1f} GB/s")
+    print_probe()
     X = np.linalg.qr(np.random.default_rng(0).standard_normal((args.d, args.rank)))[0]
     rows = []
     for dtype, packed in STORAGES:
         op = wn.gaussian_sensing(args.d, args.m, dtype=dtype, packed=packed, rng=2)
         y = op.forward(Zs)
-        t_fwd = best_time(lambda: op.forward(Zs))
-        with single_threaded_blas():  # as in wn.solve
+        with single_threaded_blas():  # as in wn.solve, for both passes
+            t_fwd = best_time(lambda: op.forward(Zs))
             t_fused = best_time(lambda: op._residual(X, X, y, True))
-        t_wn = per_iteration(op, y, args.rank, "wn_rgd")
-        t_gd = per_iteration(op, y, args.rank, "gd")
+        t_wn = per_iteration(wn.solve, op, y, args.rank, method="wn_rgd")
+        t_gd = per_iteration(wn.solve, op, y, args.rank, method="gd")
         rows.append([dtype, "packed" if packed else "full", f"{t_fwd * 1e3:.1f}",
                      f"{t_fused * 1e3:.1f} ({t_fused / t_fwd:.2f}x)",
                      f"{t_wn * 1e3:.1f} ({t_wn / t_fwd:.2f}x)",
@@ -58,7 +53,7 @@ def main(argv=None):
     print(f"d={args.d} m={args.m} r={args.rank}")
     print(table(rows, ["storage", "layout", "forward ms", "fused ms (x fwd)",
                        "WN-RGD iter ms (x fwd)", "GD iter ms (x fwd)", "WN-RGD / 2 fused"]))
-    print(f"read bandwidth probe, 2 threads: {read_bandwidth(n_threads=2) / 1e9:.1f} GB/s")
+    print_probe()
     pop = wn.identity_sensing(10)
     Zp = wn.low_rank_target(10, 3, 50.0, rng=0)
     for method in ("wn_rgd", "gd"):

@@ -66,7 +66,6 @@ def main(argv=None):
                f"{res.nit} it / {wall:.2f} s ({res.stop_reason})"]
         if args.reference:
             kref = dict(kw, max_iter=res.nit, tol=0.0)
-            t = time.perf_counter()
             ref = wn.reference.solve(op, y, args.rank, **kref)
             row.append(fmt_reach(first_reach(ref.history, args.target))[1])
         rows.append(row)

@@ -2,9 +2,9 @@
 
     python bench/bench_solvers.py [--d 100 --rstar 5 --rank 10 --m 5000] [--methods wn_rgd gd]
 
-Per method: seconds per iteration (constant step, fixed iteration count), and iterations and
-seconds to relative error 1e-8 with the default step rule, native and reference, and their
-ratio. Also the dense passes per iteration (nfev / nit) of the native path.
+Per method: seconds per iteration (constant step, median of the solver's per-iteration clock),
+and iterations and seconds to relative error 1e-8 with the default step rule, native and
+reference, and their ratio. Also the dense passes per iteration (nfev / nit) of the native path.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 import wnsense_native as wn
-from _common import constant_step_start, table
+from _common import per_iteration, table
 
 CONFIGS = {
     "wn_rgd": {"method": "wn_rgd"},
@@ -64,10 +64,8 @@ def main(argv=None):
             try:
                 # warm start from a few default-rule iterations, then a constant step: the
                 # per-iteration cost without step-size search
-                start = constant_step_start(solve, o, y, args.rank, **cfg)
-                res, secs = run(solve, o, y, args.rank, cfg, max_iter=args.iters, tol=0,
-                                **start)
-                per_it[label] = secs / args.iters
+                per_it[label] = per_iteration(solve, o, y, args.rank, args.iters, repeat=1,
+                                              **cfg)
                 if args.max_iter == 0:
                     rows.append([name, label, f"{per_it[label] * 1e3:.2f}", "", "", ""])
                     continue

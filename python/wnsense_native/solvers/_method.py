@@ -10,9 +10,11 @@ class Method:
     Construction is shared by every method and both backends: :meth:`_setup` validates the
     method options and returns the starting factors (drawn from ``gen``, or the validated warm
     start ``init``), then :meth:`_begin` evaluates the first residual and adopts the iterate.
-    Each method has one setup class (options, ``factor_shapes``, :meth:`_setup`) in its native
-    module, which the native and the reference classes both inherit; they implement the
-    iteration (:meth:`_begin`, :meth:`step`, :meth:`x`, ``factors``, gradients).
+    Each method has one setup class (options, ``factor_shapes``, :meth:`_setup`, step hint,
+    damping and extra history entries) in its native module, which the native and the reference
+    classes both inherit; they implement the iteration (:meth:`_begin`, :meth:`step`, :meth:`x`,
+    ``factors``, gradients), except where the setup class holds it for both (WN-RGD: each
+    backend gives only its retraction and gradients).
 
     A subclass sets, after ``__init__`` and after every :meth:`step`: ``factors`` (dict of
     arrays), ``loss``, ``sumsq`` (``||A(Z) - y||^2``), ``grad_norm`` and ``step_size`` (the last
