@@ -20,10 +20,11 @@ from wnsense_native.solvers._steps import make_step_rule
 # ------------------------------------------------------------------------------------------------
 # problems and methods
 
-def sym_gaussian():
-    """Symmetric Gaussian sensing, d = 12, r* = 2, kappa = 3, m = 300: ``(op, y, Z*)``."""
+def sym_gaussian(**storage):
+    """Symmetric Gaussian sensing, d = 12, r* = 2, kappa = 3, m = 300: ``(op, y, Z*)``;
+    ``storage``: ``dtype`` / ``packed`` of :func:`wnsense_native.gaussian_sensing`."""
     Zs = wn.low_rank_target(12, 2, kappa=3, rng=10)
-    op = wn.gaussian_sensing(12, 300, rng=11)
+    op = wn.gaussian_sensing(12, 300, rng=11, **storage)
     return op, op.forward(Zs), Zs
 
 
@@ -74,6 +75,16 @@ def rel_diff(a, b):
 
 # ------------------------------------------------------------------------------------------------
 # independent references: the (m, d1, d2) float64 stack of M_i from an operator's public fields
+
+def ref_forward(Ms, Z):
+    """``<M_i, Z>`` for a stack ``Ms`` of shape ``(m, d1, d2)``: the numpy forward operator."""
+    return np.einsum("ijk,jk->i", Ms, Z)
+
+
+def ref_adjoint(Ms, v):
+    """``sum_i v_i M_i``: the numpy adjoint."""
+    return np.einsum("i,ijk->jk", v, Ms)
+
 
 def unpack_upper(data, d):
     """(m, d(d+1)/2) upper triangles in numpy.triu_indices order -> (m, d, d) symmetric stack."""

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import wnsense_native as wn
-from _helpers import entry_matrices, identity_matrices, rank_one_matrices, rel_diff, unpack_upper
+from _helpers import (entry_matrices, identity_matrices, rank_one_matrices, ref_adjoint, ref_forward,
+                      rel_diff, unpack_upper)
 from wnsense_native import _core
 
 # ------------------------------------------------------------------------------------------------
@@ -17,14 +18,6 @@ from wnsense_native import _core
 SIZES = [(1, 1), (7, 7), (33, 33), (5, 9)]  # (d1, d2); d1 == d2 means the symmetric family
 SIZE_IDS = ["d1", "d7", "d33", "rect5x9"]
 M_SMALL = 37  # odd and not a multiple of 4: exercises the kernels' tail rows
-
-
-def ref_forward(Ms, Z):
-    return np.einsum("ijk,jk->i", Ms, Z)
-
-
-def ref_adjoint(Ms, v):
-    return np.einsum("i,ijk->jk", v, Ms)
 
 
 def user_matrices(d1, d2, m, seed, symmetric):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import wnsense_native as wn
+from _helpers import rel_diff, sym_gaussian
 from wnsense_native import reference
 from wnsense_native.reference import _operators as ref_ops
 from wnsense_native.reference import gd as ref_gd
@@ -15,18 +16,7 @@ N_ITER = 50
 AGREE = 1e-9
 
 
-def rel_diff(a, b):
-    return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300)
-
-
-# -- problems ------------------------------------------------------------------------------------
-
-def sym_gaussian(**kw):
-    d, rs = 12, 2
-    Zs = wn.low_rank_target(d, rs, kappa=3, rng=10)
-    op = wn.gaussian_sensing(d, 300, rng=11, **kw)
-    return op, op.forward(Zs), Zs
-
+# -- problems (sym_gaussian: _helpers.py) ---------------------------------------------------
 
 def rect_gaussian():
     Zs = wn.low_rank_target(10, 2, d2=8, rng=12)

