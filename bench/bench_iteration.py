@@ -42,7 +42,8 @@ def main(argv=None):
         y = op.forward(Zs)
         with single_threaded_blas():  # as in wn.solve, for both passes
             t_fwd = best_time(lambda: op.forward(Zs))
-            t_fused = best_time(lambda: op._residual(X, X, y, True))
+            # the pass WN-RGD makes: at Z = X X^T, with the thin product S X
+            t_fused = best_time(lambda: op._residual(X, X, y, X, None))
         t_wn = per_iteration(wn.solve, op, y, args.rank, method="wn_rgd")
         t_gd = per_iteration(wn.solve, op, y, args.rank, method="gd")
         rows.append([dtype, "packed" if packed else "full", f"{t_fwd * 1e3:.1f}",

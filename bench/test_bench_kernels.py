@@ -32,7 +32,8 @@ def test_adjoint(benchmark, operator, data):
 
 
 def test_fused_residual_adjoint(benchmark, operator, data):
-    benchmark(operator._residual, data[0], np.eye(D), data[1], True)
+    V = np.linalg.qr(np.random.default_rng(2).standard_normal((D, 10)))[0]
+    benchmark(operator._residual, data[0], np.eye(D), data[1], V, None)
 
 
 def test_wn_rgd_iteration(benchmark, operator):

@@ -1,13 +1,14 @@
-// Bindings for the sensing operators: dense (float64/float32, full/packed), entry sampling,
-// rank-one, and the native Gaussian generator. Every call releases the GIL around native work.
+// Bindings for the dense sensing operators (float64/float32, full/packed) and the native Gaussian
+// generator. Every call releases the GIL around native work.
 #include "bindings.hpp"
 #include "dense_kernels.hpp"
 #include "dense_sensing.hpp"
 #include "gaussian_ensemble.hpp"
-#include "structured_sensing.hpp"
 
 namespace wnsense {
 namespace {
+
+using IndexArray = py::array_t<std::int64_t, py::array::c_style>;
 
 // A validated view of a dense operator's storage block.
 struct DenseData {
@@ -75,93 +76,116 @@ py::array_t<double> dense_adjoint_py(const py::array& data, Index d1, Index d2, 
   return out;
 }
 
-py::tuple dense_residual(const py::array& data, Index d1, Index d2, bool packed, MatrixArg Z,
-                         VectorArg y, bool with_gradient, int n_threads) {
-  const DenseData D = check_dense(data, d1, d2, packed, false);
-  require_shape(Z, d1, d2, "Z");
-  require_length(y.size(), D.m, "y");
-  py::array_t<double> r(D.m);
-  Eigen::Map<VectorXd> rr(r.mutable_data(), D.m);
-  RowMatrixXd G;
+// The arguments of one residual pass, checked before any native code touches memory.
+struct PassArgs {
+  DenseData D;
+  Optional<VectorArg> y;
+  Products products;
+  ThinRequest& req;
+  PassArgs(const py::array& data, Index d1, Index d2, bool packed, const MatrixArg& L,
+           const MatrixArg& R, const py::object& y_, const py::object& right_,
+           const py::object& left_, bool symmetrize)
+      : D(check_dense(data, d1, d2, packed, false)),
+        y(y_, "y"),
+        products(right_, left_, d2, d1, symmetrize),
+        req(products.req) {
+    require(!symmetrize || d1 == d2, "symmetrize needs a square operator");
+    require_shape(L, d1, L.cols(), "L");
+    require_shape(R, d2, L.cols(), "R");
+    if (y.present) require_length(y.get().size(), D.m, "y");
+  }
+  // the weights of Z = L R^T (Z has the size of one measurement)
+  VectorXd weights(const MatrixArg& L, const MatrixArg& R) const {
+    const RowMatrixXd Z = L * R.transpose();
+    VectorXd w(D.layout.stored_per_row());
+    matrix_to_weights(D.layout, Z, w);
+    return w;
+  }
+  SliceResults run(const VectorXd& w, const std::vector<Index>& bounds, double* r,
+                   int n_threads) {
+    SliceResults out;
+    const double* yp = y.data_or_null();
+    with_storage(D, [&](auto* p) {
+      dense_residual_slices(p, D.layout, bounds, w, yp, r, req, &out, n_threads);
+    });
+    return out;
+  }
+};
+
+py::tuple dense_residual(const py::array& data, Index d1, Index d2, bool packed, MatrixArg L,
+                         MatrixArg R, const py::object& y, const py::object& right,
+                         const py::object& left, bool symmetrize, int n_threads) {
+  PassArgs a(data, d1, d2, packed, L, R, y, right, left, symmetrize);
+  py::array_t<double> r(a.D.m);
   double sumsq;
+  RowMatrixXd AV, AtU;
   {
     py::gil_scoped_release release;
-    sumsq = with_storage(D, [&](auto* p) {
-      return dense_residual_adjoint(p, D.m, D.layout, Z, y, rr, with_gradient ? &G : nullptr,
-                                    n_threads);
-    });
+    const VectorXd w = a.weights(L, R);
+    SliceResults parts = a.run(w, slice_bounds(a.D.m), r.mutable_data(), n_threads);
+    sumsq = fold_sumsq(parts.sumsq);
+    if (a.req.right) AV = fold_products(parts.AV);
+    if (a.req.left) AtU = fold_products(parts.AtU);
   }
-  if (!with_gradient) return py::make_tuple(r, sumsq, py::none());
-  return py::make_tuple(r, sumsq, py::array_t<double>(py::cast(std::move(G))));
+  return py::make_tuple(r, sumsq, matrix_or_none(a.req.right, std::move(AV)),
+                        matrix_or_none(a.req.left, std::move(AtU)));
+}
+
+// (n, rows, cols) stack of per-slice partials, or None.
+py::object stack_or_none(const std::vector<RowMatrixXd>& parts, bool present, Index rows,
+                         Index cols) {
+  if (!present) return py::none();
+  const Index n = static_cast<Index>(parts.size());
+  py::array_t<double> out({n, rows, cols});
+  double* o = out.mutable_data();
+  for (Index s = 0; s < n; ++s)
+    Eigen::Map<RowMatrixXd>(o + s * rows * cols, rows, cols) = parts[s];
+  return std::move(out);
+}
+
+py::tuple dense_residual_slices_py(const py::array& data, Index d1, Index d2, bool packed,
+                                   MatrixArg L, MatrixArg R, const py::object& y,
+                                   const py::object& right, const py::object& left,
+                                   bool symmetrize, const IndexArray& bounds_arr, int n_threads) {
+  PassArgs a(data, d1, d2, packed, L, R, y, right, left, symmetrize);
+  const Index n = bounds_arr.size();
+  require(bounds_arr.ndim() == 1 && n >= 2, "bounds must be 1-D with at least 2 entries");
+  std::vector<Index> bounds(bounds_arr.data(), bounds_arr.data() + n);
+  require(bounds.front() == 0 && bounds.back() == a.D.m,
+          "bounds must start at 0 and end at the number of rows of data");
+  for (Index s = 0; s + 1 < n; ++s) require(bounds[s] <= bounds[s + 1], "bounds must not decrease");
+  py::array_t<double> r(a.D.m);
+  SliceResults parts;
+  {
+    py::gil_scoped_release release;
+    const VectorXd w = a.weights(L, R);
+    parts = a.run(w, bounds, r.mutable_data(), n_threads);
+  }
+  py::array_t<double> sumsq(n - 1);
+  std::copy(parts.sumsq.begin(), parts.sumsq.end(), sumsq.mutable_data());
+  const Index kr = a.req.right ? a.req.right->cols() : 0, kl = a.req.left ? a.req.left->cols() : 0;
+  return py::make_tuple(r, sumsq, stack_or_none(parts.AV, a.req.right, d1, kr),
+                        stack_or_none(parts.AtU, a.req.left, a.req.symmetrize ? d1 : d2, kl));
 }
 
 void fill_gaussian(py::array& data, Index d1, Index d2, bool packed, bool symmetric,
-                   std::uint64_t seed, int n_threads) {
+                   std::uint64_t seed, int n_threads, Index row_offset, Index m_total) {
   const DenseData D = check_dense(data, d1, d2, packed, true);
   require(!symmetric || d1 == d2, "a symmetric ensemble needs d1 == d2");
   require(!packed || symmetric, "packed storage holds symmetric ensembles only");
+  if (m_total <= 0) m_total = D.m;
+  require(row_offset >= 0 && row_offset + D.m <= m_total,
+          "rows [row_offset, row_offset + len(data)) must lie in the m_total rows of the ensemble");
+  const GaussianRows rows{seed, row_offset, m_total};
   py::gil_scoped_release release;
   if (D.is_float32)
-    fill_gaussian_ensemble(static_cast<float*>(D.mutable_ptr), D.m, D.layout, symmetric, seed,
+    fill_gaussian_ensemble(static_cast<float*>(D.mutable_ptr), D.m, D.layout, symmetric, rows,
                            n_threads);
   else
-    fill_gaussian_ensemble(static_cast<double*>(D.mutable_ptr), D.m, D.layout, symmetric, seed,
+    fill_gaussian_ensemble(static_cast<double*>(D.mutable_ptr), D.m, D.layout, symmetric, rows,
                            n_threads);
 }
 
-using IndexArray = py::array_t<std::int64_t, py::array::c_style>;
-
-void check_entries(const IndexArray& rows, const IndexArray& cols, Index d1, Index d2) {
-  require(rows.ndim() == 1 && cols.ndim() == 1, "rows and cols must be 1-D");
-  require_length(cols.shape(0), rows.shape(0), "cols");
-  auto rr = rows.unchecked<1>();
-  auto cc = cols.unchecked<1>();
-  for (Index i = 0; i < rows.shape(0); ++i)
-    require(rr(i) >= 0 && rr(i) < d1 && cc(i) >= 0 && cc(i) < d2, "entry index out of range");
-}
-
-py::array_t<double> entry_forward_py(const IndexArray& rows, const IndexArray& cols, double scale,
-                                     bool symmetric, MatrixArg Z) {
-  check_entries(rows, cols, Z.rows(), Z.cols());
-  require(!symmetric || Z.rows() == Z.cols(), "symmetric entry sampling needs a square Z");
-  const Index m = rows.shape(0);
-  py::array_t<double> out(m);
-  double* o = out.mutable_data();
-  py::gil_scoped_release release;
-  entry_forward(rows.data(), cols.data(), m, scale, symmetric, Z, o);
-  return out;
-}
-
-py::array_t<double> entry_adjoint_py(const IndexArray& rows, const IndexArray& cols, double scale,
-                                     bool symmetric, VectorArg v, Index d1, Index d2) {
-  check_entries(rows, cols, d1, d2);
-  require_length(v.size(), rows.shape(0), "v");
-  py::array_t<double> out({d1, d2});
-  Eigen::Map<RowMatrixXd> G(out.mutable_data(), d1, d2);
-  py::gil_scoped_release release;
-  entry_adjoint(rows.data(), cols.data(), rows.shape(0), scale, symmetric, v.data(), G);
-  return out;
-}
-
-py::array_t<double> rank_one_forward_py(MatrixArg A, double scale, MatrixArg L, MatrixArg R) {
-  require_shape(L, A.cols(), L.cols(), "L");
-  require_shape(R, A.cols(), L.cols(), "R");
-  py::array_t<double> out(A.rows());
-  double* o = out.mutable_data();
-  py::gil_scoped_release release;
-  rank_one_forward_factored(A, scale, L, R, o);
-  return out;
-}
-
-py::array_t<double> rank_one_adjoint_py(MatrixArg A, double scale, VectorArg v) {
-  require_length(v.size(), A.rows(), "v");
-  const Index d = A.cols();
-  py::array_t<double> out({d, d});
-  Eigen::Map<RowMatrixXd> G(out.mutable_data(), d, d);
-  py::gil_scoped_release release;
-  rank_one_adjoint(A, scale, v.data(), G);
-  return out;
-}
 
 }  // namespace
 
@@ -173,21 +197,32 @@ void bind_sensing(py::module_& m) {
         py::arg("packed"), py::arg("v").noconvert(), py::arg("n_threads") = 0,
         "A*(v) = sum_i v_i M_i as a (d1, d2) array.");
   m.def("dense_residual", &dense_residual, py::arg("data"), py::arg("d1"), py::arg("d2"),
-        py::arg("packed"), py::arg("Z").noconvert(), py::arg("y").noconvert(),
-        py::arg("with_gradient"), py::arg("n_threads") = 0,
-        "(r, ||r||^2, A*(r) or None) with r = A(Z) - y, in one pass over the data.");
+        py::arg("packed"), py::arg("L").noconvert(), py::arg("R").noconvert(), py::arg("y"),
+        py::arg("right"), py::arg("left"), py::arg("symmetrize"), py::arg("n_threads") = 0,
+        "(r, ||r||^2, A*(r) @ right or None, A*(r)^T @ left or None) for Z = L R^T and\n"
+        "r = A(Z) - y (y None: zero), in one pass over the data; symmetrize: S = sym(A*(r))\n"
+        "on both sides. Per-slice products folded in slice order.");
+  m.def("dense_residual_slices", &dense_residual_slices_py, py::arg("data"), py::arg("d1"),
+        py::arg("d2"), py::arg("packed"), py::arg("L").noconvert(), py::arg("R").noconvert(),
+        py::arg("y"), py::arg("right"), py::arg("left"), py::arg("symmetrize"),
+        py::arg("bounds"), py::arg("n_threads") = 0,
+        "As dense_residual over slices [bounds[s], bounds[s+1]) of the block, unfolded:\n"
+        "(r, per-slice ||r||^2 (n,), (n, d1, k) products or None, (n, ., k') or None).");
+  m.def(
+      "slice_bounds",
+      [](Index m) {
+        const std::vector<Index> b = slice_bounds(m);
+        IndexArray out(static_cast<py::ssize_t>(b.size()));
+        std::copy(b.begin(), b.end(), out.mutable_data());
+        return out;
+      },
+      py::arg("m"),
+        "Row bounds of the reduction slices of an m-row pass (fixed by m alone).");
   m.def("fill_gaussian", &fill_gaussian, py::arg("data"), py::arg("d1"), py::arg("d2"),
         py::arg("packed"), py::arg("symmetric"), py::arg("seed"), py::arg("n_threads") = 0,
-        "Fill a preallocated (m, p) block with a seeded Gaussian ensemble.");
-  m.def("entry_forward", &entry_forward_py, py::arg("rows"), py::arg("cols"), py::arg("scale"),
-        py::arg("symmetric"), py::arg("Z").noconvert());
-  m.def("entry_adjoint", &entry_adjoint_py, py::arg("rows"), py::arg("cols"), py::arg("scale"),
-        py::arg("symmetric"), py::arg("v").noconvert(), py::arg("d1"), py::arg("d2"));
-  m.def("rank_one_forward", &rank_one_forward_py, py::arg("A").noconvert(), py::arg("scale"),
-        py::arg("L").noconvert(), py::arg("R").noconvert(),
-        "<a_i a_i^T scale, L R^T> without forming d x d matrices.");
-  m.def("rank_one_adjoint", &rank_one_adjoint_py, py::arg("A").noconvert(), py::arg("scale"),
-        py::arg("v").noconvert());
+        py::arg("row_offset") = 0, py::arg("m_total") = 0,
+        "Fill a preallocated block with rows [row_offset, row_offset + len) of a seeded\n"
+        "Gaussian ensemble of m_total rows (0: the block's own length).");
   m.def("kernel_isa", &dense_kernel_isa, "Instruction set of the streaming kernels in use.");
   m.def("reduction_slices", &reduction_slices, py::arg("m"));
 }

@@ -16,7 +16,7 @@ const DenseKernelTable<float>& kernels<float>() { return dense_kernels_f32(); }
 
 // Rows [begin, end) of slice s out of n_slices over m rows; slice boundaries are multiples of 4
 // so that every slice runs the 4-row blocked kernel on the same row groups.
-void slice_bounds(Index m, Index n_slices, Index s, Index* begin, Index* end) {
+void slice_range(Index m, Index n_slices, Index s, Index* begin, Index* end) {
   const Index blocks = (m + 3) / 4;
   *begin = std::min(m, 4 * ((blocks * s) / n_slices));
   *end = std::min(m, 4 * ((blocks * (s + 1)) / n_slices));
@@ -79,7 +79,7 @@ void dense_forward(const T* data, Index m, const DenseLayout& L,
 #pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
   for (Index s = 0; s < n_slices; ++s) {
     Index b, e;
-    slice_bounds(m, n_slices, s, &b, &e);
+    slice_range(m, n_slices, s, &b, &e);
     if (e > b) K.forward(data + b * p, e - b, p, wp, o + b);
   }
 }
@@ -106,7 +106,7 @@ void dense_adjoint(const T* data, Index m, const DenseLayout& L,
 #pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
   for (Index s = 0; s < n_slices; ++s) {
     Index b, e;
-    slice_bounds(m, n_slices, s, &b, &e);
+    slice_range(m, n_slices, s, &b, &e);
     parts[s] = VectorXd::Zero(p);  // first touch by the thread that uses it
     if (e > b) K.adjoint(data + b * p, e - b, p, vp + b, parts[s].data());
   }
@@ -115,42 +115,95 @@ void dense_adjoint(const T* data, Index m, const DenseLayout& L,
   accumulator_to_matrix(L, acc, G);
 }
 
-template <class T>
-double dense_residual_adjoint(const T* data, Index m, const DenseLayout& L,
-                              const Eigen::Ref<const RowMatrixXd>& Z,
-                              const Eigen::Ref<const VectorXd>& y, Eigen::Ref<VectorXd> r,
-                              RowMatrixXd* G, int n_threads) {
+namespace {
+// The thin products of one slice's adjoint, accumulated in `acc` (length p): A_s* @ right and
+// A_s*^T @ left, or S_s @ right and S_s @ left with S_s = sym(A_s*) when symmetrizing. The
+// slice's d1 x d2 adjoint is the size of one measurement; it never leaves this function.
+void slice_products(const DenseLayout& L, const VectorXd& acc, const ThinRequest& req,
+                    RowMatrixXd* AV, RowMatrixXd* AtU) {
+  RowMatrixXd G(L.d1, L.d2);
+  accumulator_to_matrix(L, acc, G);
+  if (req.symmetrize && !L.packed) {  // packed slices are symmetric by construction
+    RowMatrixXd S = 0.5 * (G + G.transpose());
+    G.swap(S);
+  }
+  if (req.right) AV->noalias() = G * (*req.right);
+  if (req.left) {
+    if (req.symmetrize)
+      AtU->noalias() = G * (*req.left);  // S^T = S exactly
+    else
+      AtU->noalias() = G.transpose() * (*req.left);
+  }
+}
+
+// Shared driver of the two per-slice passes: `run(slice, begin, end, acc)` streams the slice's
+// rows (acc == nullptr when no product is asked) and returns its ||r||^2.
+template <class Run>
+void for_each_slice(const DenseLayout& L, const std::vector<Index>& bounds,
+                    const ThinRequest& req, SliceResults* out, int n_threads, Run run) {
   const Index p = L.stored_per_row();
-  VectorXd w(p);
-  matrix_to_weights(L, Z, w);
-  const auto& K = kernels<T>();
-  const Index n_slices = reduction_slices(m);
-  const int team = team_size(n_threads, n_slices, m * p);
-  std::vector<VectorXd> parts(G ? n_slices : 0);
-  std::vector<double> sumsq(n_slices, 0.0);
-  const double* wp = w.data();
-  const double* yp = y.data();
-  double* rp = r.data();
+  const Index n_slices = static_cast<Index>(bounds.size()) - 1;
+  const int team = team_size(n_threads, n_slices, (bounds.back() - bounds.front()) * p);
+  out->sumsq.assign(n_slices, 0.0);
+  out->AV.assign(req.right ? n_slices : 0, RowMatrixXd());
+  out->AtU.assign(req.left ? n_slices : 0, RowMatrixXd());
 #pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
   for (Index s = 0; s < n_slices; ++s) {
-    Index b, e;
-    slice_bounds(m, n_slices, s, &b, &e);
-    double* acc = nullptr;
-    if (G) {
-      parts[s] = VectorXd::Zero(p);
-      acc = parts[s].data();
-    }
-    if (e > b) sumsq[s] = K.residual_adjoint(data + b * p, e - b, p, wp, yp + b, rp + b, acc);
-  }
-  double total = 0.0;
-  for (double v : sumsq) total += v;
-  if (G) {
     VectorXd acc;
-    reduce_slices(parts, &acc);
-    G->resize(L.d1, L.d2);
-    accumulator_to_matrix(L, acc, *G);
+    if (req.any()) acc = VectorXd::Zero(p);  // first touch by the thread that uses it
+    const Index b = bounds[s], e = bounds[s + 1];
+    if (e > b) out->sumsq[s] = run(b, e, req.any() ? acc.data() : nullptr);
+    if (req.any())
+      slice_products(L, acc, req, req.right ? &out->AV[s] : nullptr,
+                     req.left ? &out->AtU[s] : nullptr);
   }
+}
+}  // namespace
+
+template <class T>
+void dense_residual_slices(const T* data, const DenseLayout& L, const std::vector<Index>& bounds,
+                           const Eigen::Ref<const VectorXd>& w, const double* y, double* r,
+                           const ThinRequest& req, SliceResults* out, int n_threads) {
+  const Index p = L.stored_per_row();
+  const auto& K = kernels<T>();
+  // y == nullptr: zero measurements (r = A(Z)); the kernel reads a zero block instead
+  std::vector<double> zeros(y ? 0 : bounds.back(), 0.0);
+  const double* yp = y ? y : zeros.data();
+  const double* wp = w.data();
+  for_each_slice(L, bounds, req, out, n_threads, [&](Index b, Index e, double* acc) {
+    return K.residual_adjoint(data + b * p, e - b, p, wp, yp + b, r + b, acc);
+  });
+}
+
+template <class T>
+void dense_adjoint_slices(const T* data, const DenseLayout& L, const std::vector<Index>& bounds,
+                          const double* v, const ThinRequest& req, SliceResults* out,
+                          int n_threads) {
+  const Index p = L.stored_per_row();
+  const auto& K = kernels<T>();
+  for_each_slice(L, bounds, req, out, n_threads, [&](Index b, Index e, double* acc) {
+    if (acc) K.adjoint(data + b * p, e - b, p, v + b, acc);
+    return 0.0;
+  });
+}
+
+double fold_sumsq(const std::vector<double>& parts) {
+  double total = 0.0;
+  for (double v : parts) total += v;
   return total;
+}
+
+RowMatrixXd fold_products(const std::vector<RowMatrixXd>& parts) {
+  RowMatrixXd total = parts[0];
+  for (std::size_t s = 1; s < parts.size(); ++s) total += parts[s];
+  return total;
+}
+
+std::vector<Index> slice_bounds(Index m) {
+  const Index n = reduction_slices(m);
+  std::vector<Index> bounds(n + 1);
+  for (Index s = 0; s < n; ++s) slice_range(m, n, s, &bounds[s], &bounds[s + 1]);
+  return bounds;
 }
 
 #define WNSENSE_INSTANTIATE(T)                                                                   \
@@ -160,9 +213,12 @@ double dense_residual_adjoint(const T* data, Index m, const DenseLayout& L,
   template void dense_adjoint<T>(const T*, Index, const DenseLayout&,                            \
                                  const Eigen::Ref<const VectorXd>&, Eigen::Ref<RowMatrixXd>,    \
                                  int);                                                           \
-  template double dense_residual_adjoint<T>(                                                     \
-      const T*, Index, const DenseLayout&, const Eigen::Ref<const RowMatrixXd>&,                 \
-      const Eigen::Ref<const VectorXd>&, Eigen::Ref<VectorXd>, RowMatrixXd*, int);
+  template void dense_residual_slices<T>(const T*, const DenseLayout&,                           \
+                                         const std::vector<Index>&,                              \
+                                         const Eigen::Ref<const VectorXd>&, const double*,       \
+                                         double*, const ThinRequest&, SliceResults*, int);       \
+  template void dense_adjoint_slices<T>(const T*, const DenseLayout&, const std::vector<Index>&, \
+                                        const double*, const ThinRequest&, SliceResults*, int);
 WNSENSE_INSTANTIATE(double)
 WNSENSE_INSTANTIATE(float)
 #undef WNSENSE_INSTANTIATE

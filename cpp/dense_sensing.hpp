@@ -5,6 +5,8 @@
 // each slice owns an accumulator and the slices are summed in index order, so a result is the
 // same bit for bit whatever the number of threads.
 #pragma once
+#include <vector>
+
 #include "common.hpp"
 
 namespace wnsense {
@@ -31,14 +33,48 @@ template <class T>
 void dense_adjoint(const T* data, Index m, const DenseLayout& layout,
                    const Eigen::Ref<const VectorXd>& v, Eigen::Ref<RowMatrixXd> G, int n_threads);
 
-// r = A(Z) - y, returns ||r||^2; when G is non-empty also G = A*(r), in the same pass.
-template <class T>
-double dense_residual_adjoint(const T* data, Index m, const DenseLayout& layout,
-                              const Eigen::Ref<const RowMatrixXd>& Z,
-                              const Eigen::Ref<const VectorXd>& y, Eigen::Ref<VectorXd> r,
-                              RowMatrixXd* G, int n_threads);
+// Thin products of the adjoint requested from one pass: A*(r) @ right (d2 x k) and
+// A*(r)^T @ left (d1 x k'); either may be absent. With `symmetrize`, both use
+// S = sym(A*(r)) instead (the symmetric problem family).
+struct ThinRequest {
+  const Eigen::Ref<const RowMatrixXd>* right = nullptr;
+  const Eigen::Ref<const RowMatrixXd>* left = nullptr;
+  bool symmetrize = false;
+  bool any() const { return right != nullptr || left != nullptr; }
+};
 
-// Number of row slices used for a reduction over m rows (depends on m only).
+// Per-slice results of one pass: slice s covers rows [bounds[s], bounds[s+1]) of the block.
+struct SliceResults {
+  std::vector<double> sumsq;    // ||r||^2 of each slice
+  std::vector<RowMatrixXd> AV;  // slice partials of A*(r) @ right (when requested)
+  std::vector<RowMatrixXd> AtU;  // slice partials of A*(r)^T @ left (when requested)
+};
+
+// One pass over rows [bounds[0], bounds.back()) of the block `data`: r = A(Z) - y (y == nullptr:
+// zero measurements) with Z given by its weights w (matrix_to_weights), and, per slice, the thin
+// products of the slice's adjoint A_s*(r_s). Each slice accumulates its own d1 x d2 adjoint (the
+// size of one measurement) and multiplies it by the thin matrices itself; nothing is reduced
+// here. Results are independent of n_threads.
+template <class T>
+void dense_residual_slices(const T* data, const DenseLayout& layout, const std::vector<Index>& bounds,
+                           const Eigen::Ref<const VectorXd>& w, const double* y, double* r,
+                           const ThinRequest& req, SliceResults* out, int n_threads);
+
+// The same for a given v instead of a residual (adjoint only, no forward): the slices' thin
+// products of A_s*(v_s).
+template <class T>
+void dense_adjoint_slices(const T* data, const DenseLayout& layout, const std::vector<Index>& bounds,
+                          const double* v, const ThinRequest& req, SliceResults* out,
+                          int n_threads);
+
+// Fold per-slice partials in slice order (part[0] + part[1] + ...): the one reduction order
+// every caller uses, so that a pass split over shards holding whole slices gives the same bits.
+double fold_sumsq(const std::vector<double>& parts);
+RowMatrixXd fold_products(const std::vector<RowMatrixXd>& parts);
+
+// Number of row slices used for a reduction over m rows (depends on m only), and their bounds
+// (multiples of 4 rows, so every slice runs the 4-row kernel on the same row groups).
 Index reduction_slices(Index m);
+std::vector<Index> slice_bounds(Index m);
 
 }  // namespace wnsense

@@ -61,10 +61,10 @@ void draw_normals(std::uint64_t seed, Index row, Index n, double* buf) {
 
 template <class T>
 void fill_gaussian_ensemble(T* data, Index m, const DenseLayout& L, bool symmetric,
-                            std::uint64_t seed, int n_threads) {
+                            const GaussianRows& rows, int n_threads) {
   const Index p = L.stored_per_row();
   const Index n_draw = symmetric ? L.d1 * (L.d1 + 1) / 2 : L.d1 * L.d2;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(m));
+  const double scale = 1.0 / std::sqrt(static_cast<double>(rows.total));
   const double off_scale = scale * std::sqrt(0.5);
   // Small operators are drawn on one thread (a team costs more than it saves).
   const int team = m * n_draw < (Index{1} << 15) ? 1 : resolve_threads(n_threads);
@@ -73,7 +73,7 @@ void fill_gaussian_ensemble(T* data, Index m, const DenseLayout& L, bool symmetr
     std::vector<double> buf(n_draw);
 #pragma omp for schedule(static)
     for (Index i = 0; i < m; ++i) {
-      draw_normals(seed, i, n_draw, buf.data());
+      draw_normals(rows.seed, rows.offset + i, n_draw, buf.data());
       T* row = data + i * p;
       if (!symmetric) {
         for (Index k = 0; k < p; ++k) row[k] = static_cast<T>(scale * buf[k]);
@@ -97,8 +97,8 @@ void fill_gaussian_ensemble(T* data, Index m, const DenseLayout& L, bool symmetr
 }
 
 template void fill_gaussian_ensemble<double>(double*, Index, const DenseLayout&, bool,
-                                             std::uint64_t, int);
+                                             const GaussianRows&, int);
 template void fill_gaussian_ensemble<float>(float*, Index, const DenseLayout&, bool,
-                                            std::uint64_t, int);
+                                            const GaussianRows&, int);
 
 }  // namespace wnsense

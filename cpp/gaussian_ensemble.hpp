@@ -11,8 +11,16 @@ namespace wnsense {
 
 // Symmetric ensemble M_i = (G_i + G_i^T) / (2 sqrt(m)): diagonal N(0, 1/m), off-diagonal
 // N(0, 1/(2m)). Rectangular ensemble (symmetric == false): M_i = G_i / sqrt(m).
+// Which rows to draw: rows [offset, offset + m) of an ensemble of `total` rows (the scale
+// 1/sqrt(total) depends on the whole ensemble), so that a shard can generate its own rows.
+struct GaussianRows {
+  std::uint64_t seed = 0;
+  Index offset = 0;
+  Index total = 0;
+};
+
 template <class T>
 void fill_gaussian_ensemble(T* data, Index m, const DenseLayout& layout, bool symmetric,
-                            std::uint64_t seed, int n_threads);
+                            const GaussianRows& rows, int n_threads);
 
 }  // namespace wnsense

@@ -1,21 +1,77 @@
-// Matrix-free sensing operators: entry sampling (matrix completion) and rank-one measurements.
+// Matrix-free sensing operators: sparse measurements (observed entries, entry sampling, a user's
+// sparse measurement matrix) and rank-one measurements. Every pass takes the model in factored
+// form Z = L R^T and returns thin products only: nothing d1 x d2 is formed.
 #pragma once
+#include <vector>
+
 #include "common.hpp"
+#include "dense_sensing.hpp"
 
 namespace wnsense {
 
-// Entry sampling: M_i = scale * e_{rows_i} e_{cols_i}^T, or its symmetrization
-// scale * (e_j e_k^T + e_k e_j^T) / 2 when symmetric.
-void entry_forward(const std::int64_t* rows, const std::int64_t* cols, Index m, double scale,
-                   bool symmetric, const Eigen::Ref<const RowMatrixXd>& Z, double* out);
-void entry_adjoint(const std::int64_t* rows, const std::int64_t* cols, Index m, double scale,
-                   bool symmetric, const double* v, Eigen::Ref<RowMatrixXd> G);
+// Sparse measurements: M_i = sum_{t in [ptr[i], ptr[i+1])} vals[t] e_{rows[t]} e_{cols[t]}^T, or
+// its symmetrization sym(M_i) when `symmetric`. ptr == nullptr: one nonzero per measurement
+// (t = i); vals == nullptr: every value is `scale`. The arrays are borrowed (the caller keeps
+// them alive and unchanged); the groupings by row and by column are owned.
+class SparseMeasurements {
+ public:
+  // Checks every index before storing anything; throws std::invalid_argument naming the array.
+  SparseMeasurements(Index m, Index d1, Index d2, Index nnz, const std::int64_t* ptr,
+                     const std::int64_t* rows, const std::int64_t* cols, const double* vals,
+                     double scale, bool symmetric);
 
-// Rank-one: M_i = scale * a_i a_i^T with a_i the rows of A (m x d). The forward map takes the model
-// in factored form Z = L R^T and never forms a d x d matrix: <M_i, L R^T> = scale (a_i^T L)(R^T a_i).
-void rank_one_forward_factored(const Eigen::Ref<const RowMatrixXd>& A, double scale,
-                               const Eigen::Ref<const RowMatrixXd>& L,
-                               const Eigen::Ref<const RowMatrixXd>& R, double* out);
+  Index m() const { return m_; }
+  Index d1() const { return d1_; }
+  Index d2() const { return d2_; }
+  Index nnz() const { return nnz_; }
+  bool symmetric() const { return symmetric_; }
+
+  // r = A(L R^T) - y (y == nullptr: zero), returns ||r||^2; with a request also the thin
+  // products of A*(r) (or S = sym(A*(r)) when symmetric). Deterministic for any thread count:
+  // each output row is summed by one thread in a fixed order, and ||r||^2 is folded over the
+  // fixed slices of slice_bounds(m).
+  double residual(const Eigen::Ref<const RowMatrixXd>& L, const Eigen::Ref<const RowMatrixXd>& R,
+                  const double* y, double* r, const ThinRequest& req, RowMatrixXd* AV,
+                  RowMatrixXd* AtU, int n_threads) const;
+  // The thin products of A*(v) (or sym(A*(v))) for a given v.
+  void adjoint_products(const double* v, const ThinRequest& req, RowMatrixXd* AV,
+                        RowMatrixXd* AtU, int n_threads) const;
+  // <M_i, Z> for a dense Z, and the dense adjoint sum_i v_i M_i (the public forward/adjoint).
+  void forward_dense(const Eigen::Ref<const RowMatrixXd>& Z, double* out) const;
+  void adjoint_dense(const double* v, Eigen::Ref<RowMatrixXd> G) const;
+
+ private:
+  double value(Index t) const { return vals_ ? vals_[t] : scale_; }
+  Index measurement(Index t) const { return ptr_ ? meas_[t] : t; }
+  // w[t] = value(t) * v[measurement(t)]: the weight of nonzero t in A*(v)
+  std::vector<double> weights(const double* v, int team) const;
+  void products(const std::vector<double>& w, const ThinRequest& req, RowMatrixXd* AV,
+                RowMatrixXd* AtU, int team) const;
+  // out[j] = sum over the nonzeros t of group j (in group order) of w[t] * B[other[t]]
+  void grouped(const std::vector<std::int64_t>& group_ptr, const std::vector<std::int64_t>& order,
+               const std::int64_t* other, const std::vector<double>& w,
+               const Eigen::Ref<const RowMatrixXd>& B, RowMatrixXd* out, int team) const;
+  int team(int n_threads, Index work) const;
+
+  Index m_, d1_, d2_, nnz_;
+  const std::int64_t* ptr_;
+  const std::int64_t* rows_;
+  const std::int64_t* cols_;
+  const double* vals_;
+  double scale_;
+  bool symmetric_;
+  std::vector<std::int64_t> meas_;  // nonzero -> measurement (only with ptr)
+  std::vector<std::int64_t> row_ptr_, by_row_, col_ptr_, by_col_;
+};
+
+// Rank-one: M_i = scale * a_i a_i^T with a_i the rows of A (m x d). r = A(L R^T) - y (y ==
+// nullptr: zero) with <M_i, L R^T> = scale (a_i^T L)(R^T a_i); products S @ right and S @ left
+// (M_i is symmetric) from per-slice partials folded in slice order. Returns ||r||^2.
+double rank_one_residual(const Eigen::Ref<const RowMatrixXd>& A, double scale,
+                         const Eigen::Ref<const RowMatrixXd>& L,
+                         const Eigen::Ref<const RowMatrixXd>& R, const double* y, double* r,
+                         const ThinRequest& req, RowMatrixXd* AV, RowMatrixXd* AtU,
+                         int n_threads);
 // sum_i v_i M_i = scale * A^T diag(v) A.
 void rank_one_adjoint(const Eigen::Ref<const RowMatrixXd>& A, double scale, const double* v,
                       Eigen::Ref<RowMatrixXd> G);

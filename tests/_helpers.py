@@ -86,6 +86,35 @@ def ref_adjoint(Ms, v):
     return np.einsum("i,ijk->jk", v, Ms)
 
 
+def probes(op, seed=7, k_right=3, k_left=2):
+    """Thin matrices to ask a pass for: ``right`` (``d2 x k_right``), ``left`` (``d1 x k_left``)."""
+    m, d1, d2 = op.shape
+    g = np.random.default_rng(seed)
+    return g.standard_normal((d2, k_right)), g.standard_normal((d1, k_left))
+
+
+def ref_pass(Ms, L, R, y, right, left, symmetric):
+    """The thin-factor pass from an explicit stack: ``(r, ||r||^2, G @ right, G^T @ left)``
+    with ``G = A*(r)`` (``sym(A*(r))`` on both sides when ``symmetric``; ``y=None``: zero)."""
+    r = ref_forward(Ms, L @ R.T)
+    if y is not None:
+        r = r - y
+    G = ref_adjoint(Ms, r)
+    if symmetric:
+        G = 0.5 * (G + G.T)
+    return r, float(r @ r), G @ right, (G @ left if symmetric else G.T @ left)
+
+
+def assert_pass_close(res, ref, tol):
+    """A ``ResidualPass`` against :func:`ref_pass` (relative tolerance ``tol`` on each part)."""
+    r, sumsq, AV, AtU = ref
+    assert rel_diff(res.r, r) <= tol
+    assert abs(res.sumsq - sumsq) <= tol * max(sumsq, 1e-300)
+    scale = max(np.linalg.norm(AV), np.linalg.norm(AtU), 1e-300)
+    assert np.linalg.norm(res.AV - AV) <= tol * scale
+    assert np.linalg.norm(res.AtU - AtU) <= tol * scale
+
+
 def unpack_upper(data, d):
     """(m, d(d+1)/2) upper triangles in numpy.triu_indices order -> (m, d, d) symmetric stack."""
     data = np.asarray(data, dtype=np.float64)
@@ -112,6 +141,19 @@ def entry_matrices(op):
     return Ms
 
 
+def sparse_matrices(op):
+    """The stack of a :class:`wnsense_native.SparseSensing` from its CSR arrays (symmetrized in
+    the symmetric family)."""
+    m, d1, d2 = op.shape
+    Ms = np.zeros((m, d1, d2))
+    for i in range(m):
+        for t in range(op.indptr[i], op.indptr[i + 1]):
+            Ms[i, op.rows[t], op.cols[t]] += op.values[t]
+    if op.symmetric:
+        Ms = 0.5 * (Ms + Ms.transpose(0, 2, 1))
+    return Ms
+
+
 def rank_one_matrices(op):
     A = op.vectors
     return op.scale * np.einsum("ij,ik->ijk", A, A)
@@ -135,6 +177,8 @@ def dense_stack(op) -> np.ndarray:
         return np.asarray(op.data, dtype=np.float64).reshape(m, d1, d2).copy()
     if isinstance(op, wn.EntrySampling):
         return entry_matrices(op)
+    if isinstance(op, wn.SparseSensing):
+        return sparse_matrices(op)
     if isinstance(op, wn.RankOneSensing):
         return rank_one_matrices(op)
     if isinstance(op, wn.IdentitySensing):
@@ -146,8 +190,8 @@ def dense_stack(op) -> np.ndarray:
 # one operator of each kind
 
 OP_KINDS = ("gauss_sym", "gauss_rect", "gauss_f32", "gauss_packed", "gauss_packed_f32",
-            "entry_sym", "entry_rect", "rank_one", "identity", "identity_rect", "user_dense",
-            "user_sym_packed")
+            "entry_sym", "entry_rect", "completion", "sparse_sym", "sparse_rect", "rank_one",
+            "identity", "identity_rect", "user_dense", "user_sym_packed")
 
 
 def make_operator(kind, d, d2, m, seed):
@@ -169,6 +213,14 @@ def make_operator(kind, d, d2, m, seed):
         return wn.entry_sampling(d, m, rng=seed)
     if kind == "entry_rect":
         return wn.entry_sampling(d, m, d2=d2, rng=seed)
+    if kind == "completion":
+        return wn.completion_sensing(g.integers(0, d, m), g.integers(0, d2, m), (d, d2))
+    if kind in ("sparse_sym", "sparse_rect"):
+        import scipy.sparse as sp
+        dd2 = d if kind == "sparse_sym" else d2
+        M = sp.random(m, d * dd2, density=min(1.0, 3.0 / (d * dd2)), format="csr",
+                      random_state=seed)
+        return wn.sparse_sensing(M, (d, dd2), symmetric=kind == "sparse_sym")
     if kind == "rank_one":
         return wn.rank_one_sensing(d, m, rng=seed)
     if kind == "identity":

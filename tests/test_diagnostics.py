@@ -71,10 +71,11 @@ def setup(name, backend="native", rng=0):
     model = D.model_for(p)
 
     def loss(q):
-        return problem.loss(problem.residual(*model.model(q), False)[1])
+        return problem.loss(problem.residual(*model.model(q)).sumsq)
 
-    def grad(q):
-        return model.gradient(q, problem.residual(*model.model(q))[2])
+    def grad(q):   # the gradient from the thin products of one pass
+        res = problem.residual(*model.model(q), *model.probes(q))
+        return model.gradient(q, res.AV, res.AtU)
 
     return problem, model, p, loss, grad
 

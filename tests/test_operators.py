@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import wnsense_native as wn
-from _helpers import (entry_matrices, identity_matrices, rank_one_matrices, ref_adjoint, ref_forward,
-                      rel_diff, unpack_upper)
+from _helpers import (assert_pass_close, entry_matrices, identity_matrices, probes,
+                      rank_one_matrices, ref_adjoint, ref_forward, ref_pass, rel_diff,
+                      unpack_upper)
 from wnsense_native import _core
 
 # ------------------------------------------------------------------------------------------------
@@ -128,18 +129,25 @@ def test_forward_adjoint_residual_match_reference(case):
     assert a.dtype == np.float64 and a.shape == op.shape[1:]
     assert rel_diff(a, ref_adjoint(Ms, v)) <= tol
 
-    Zlr = L @ R.T
-    r_ref = ref_forward(Ms, Zlr) - y
-    r, sumsq, G = op._residual(L, R, y, True)
-    assert rel_diff(r, r_ref) <= tol
-    assert abs(sumsq - r_ref @ r_ref) <= tol * (r_ref @ r_ref)
-    assert G.shape == op.shape[1:]
-    assert rel_diff(G, ref_adjoint(Ms, r_ref)) <= tol
+    # the thin-factor pass: residual, ||r||^2 and the thin products only
+    right, left = probes(op)
+    ref = ref_pass(Ms, L, R, y, right, left, op.symmetric)
+    res = op._residual(L, R, y, right, left)
+    assert isinstance(res, wn.ResidualPass)
+    assert res.AV.shape == (op.shape[1], right.shape[1])
+    assert res.AtU.shape == (op.shape[2], left.shape[1])
+    assert_pass_close(res, ref, tol)
+    # the validated public pass is the same pass; y=None means zero measurements
+    pub = op.residual(L, R, y, right=right, left=left)
+    np.testing.assert_array_equal(pub.AV, res.AV)
+    assert_pass_close(op.residual(L, R, right=right, left=left),
+                      ref_pass(Ms, L, R, None, right, left, op.symmetric), tol)
+    assert rel_diff(op.forward_factored(L, R), ref_forward(Ms, L @ R.T)) <= tol
 
-    r2, sumsq2, G2 = op._residual(L, R, y, False)
-    assert G2 is None
-    assert rel_diff(r2, r_ref) <= tol
-    assert abs(sumsq2 - sumsq) <= tol * sumsq
+    only = op._residual(L, R, y)
+    assert only.AV is None and only.AtU is None
+    assert rel_diff(only.r, ref[0]) <= tol
+    assert abs(only.sumsq - res.sumsq) <= tol * res.sumsq
 
 
 @pytest.mark.parametrize("kind,size", DENSE_CASES,
@@ -166,11 +174,12 @@ def test_float32_storage_agrees_with_float64_same_seed(size):
         Z, v, L, R, y = _inputs(op64)
         assert rel_diff(op32.forward(Z), op64.forward(Z)) <= 1e-6
         assert rel_diff(op32.adjoint(v), op64.adjoint(v)) <= 1e-6
-        r32, s32, G32 = op32._residual(L, R, y, True)
-        r64, s64, G64 = op64._residual(L, R, y, True)
-        assert rel_diff(r32, r64) <= 1e-6
-        assert abs(s32 - s64) <= 1e-6 * s64
-        assert rel_diff(G32, G64) <= 1e-6
+        right, left = probes(op64)
+        p32 = op32._residual(L, R, y, right, left)
+        p64 = op64._residual(L, R, y, right, left)
+        assert rel_diff(p32.r, p64.r) <= 1e-6
+        assert abs(p32.sumsq - p64.sumsq) <= 1e-6 * p64.sumsq
+        assert rel_diff(p32.AV, p64.AV) <= 1e-6 and rel_diff(p32.AtU, p64.AtU) <= 1e-6
         # ... and float32 storage is not silently float64 (the answers differ at all)
         if d1 * d2 > 1:
             assert not np.array_equal(op32.forward(Z), op64.forward(Z))
@@ -231,10 +240,13 @@ def test_packed_equals_full_same_seed(d, dtype):
     tol = 1e-12
     assert rel_diff(pack.forward(Z), full.forward(Z)) <= tol
     assert rel_diff(pack.adjoint(v), full.adjoint(v)) <= tol
-    rp, sp, Gp = pack._residual(L, R, y, True)
-    rf, sf, Gf = full._residual(L, R, y, True)
-    assert rel_diff(rp, rf) <= tol and abs(sp - sf) <= tol * sf and rel_diff(Gp, Gf) <= tol
+    right, left = probes(full)
+    pp = pack._residual(L, R, y, right, left)
+    pf = full._residual(L, R, y, right, left)
+    assert rel_diff(pp.r, pf.r) <= tol and abs(pp.sumsq - pf.sumsq) <= tol * pf.sumsq
+    assert rel_diff(pp.AV, pf.AV) <= tol and rel_diff(pp.AtU, pf.AtU) <= tol
     # the packed adjoint is a symmetric matrix
+    Gp = pack.adjoint(v)
     np.testing.assert_array_equal(Gp, Gp.T)
 
 
@@ -342,11 +354,12 @@ def test_same_seed_same_operator_any_thread_count(d, d2, dtype, packed):
 
     op = ops[0]
     Z, v, L, R, y = _inputs(op, seed=31)
+    right, left = probes(op)
     results = {}
     for t in (1, 2, None):
-        r, s, G = op._residual(L, R, y, True, t or 0)
-        r_only, s_only, _ = op._residual(L, R, y, False, t or 0)
-        results[t] = (op.forward(Z, n_threads=t), op.adjoint(v, n_threads=t), r, s, G,
+        r, s, AV, AtU = op._residual(L, R, y, right, left, t or 0)
+        r_only, s_only, _, _ = op._residual(L, R, y, None, None, t or 0)
+        results[t] = (op.forward(Z, n_threads=t), op.adjoint(v, n_threads=t), r, s, AV, AtU,
                       r_only, s_only)
     for t in (2, None):
         for a, b in zip(results[1], results[t]):
@@ -354,8 +367,8 @@ def test_same_seed_same_operator_any_thread_count(d, d2, dtype, packed):
                 assert a == b
             else:
                 assert np.array_equal(a, b)
-    # the fused pass without the gradient gives the same bits as with it
-    assert np.array_equal(results[1][2], results[1][5]) and results[1][3] == results[1][6]
+    # the fused pass without the products gives the same bits as with them
+    assert np.array_equal(results[1][2], results[1][6]) and results[1][3] == results[1][7]
 
 
 @pytest.mark.parametrize("d2", [None, 4])
@@ -477,9 +490,10 @@ def test_dense_sensing_packed_conversion_equals_full(dtype):
     Z, v, L, R, y = _inputs(full)
     assert rel_diff(pack.forward(Z), full.forward(Z)) <= 1e-12
     assert rel_diff(pack.adjoint(v), full.adjoint(v)) <= 1e-12
-    rp, sp, Gp = pack._residual(L, R, y, True)
-    rf, sf, Gf = full._residual(L, R, y, True)
-    assert rel_diff(rp, rf) <= 1e-12 and rel_diff(Gp, Gf) <= 1e-12
+    right, left = probes(full)
+    pp, pf = pack._residual(L, R, y, right, left), full._residual(L, R, y, right, left)
+    assert rel_diff(pp.r, pf.r) <= 1e-12 and rel_diff(pp.AV, pf.AV) <= 1e-12
+    assert rel_diff(pp.AtU, pf.AtU) <= 1e-12
 
 
 def test_dense_sensing_packed_forced_symmetric_keeps_sym_part():

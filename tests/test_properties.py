@@ -847,7 +847,7 @@ def test_cayley_retraction_property(case, data):
 # wn.solve
 
 SOLVE_OPS = ("gauss_sym", "gauss_rect", "gauss_packed_f32", "entry_sym", "entry_rect",
-             "rank_one", "identity", "identity_rect", "user_dense")
+             "completion", "sparse_rect", "rank_one", "identity", "identity_rect", "user_dense")
 
 
 def _method_options(method, symmetric):

@@ -85,37 +85,49 @@ def test_numpy_oracle_matches_native_residual(name):
         L = R @ np.diag([1.0, -0.5, 2.0])
     else:
         L, R = rng.standard_normal((d1, 3)), rng.standard_normal((d2, 3))
+    right, left = rng.standard_normal((d2, 4)), rng.standard_normal((d1, 2))
     fn = ref_ops.numpy_residual(op, y)
-    r, sumsq, G = fn(L, R, True)
-    r_n, sumsq_n, G_n = op._residual(np.ascontiguousarray(L), np.ascontiguousarray(R), y, True, 1)
-    assert r.shape == (m,) and G.shape == (d1, d2)
+    r, sumsq, AV, AtU = fn(L, R, True, right, left)
+    r_n, sumsq_n, AV_n, AtU_n = op._residual(np.ascontiguousarray(L), np.ascontiguousarray(R), y,
+                                             right, left, 1)
+    assert r.shape == (m,) and AV.shape == (d1, 4) and AtU.shape == (d2, 2)
     assert rel_diff(r, r_n) < 1e-12
     assert abs(sumsq - sumsq_n) <= 1e-12 * sumsq_n
-    if op.symmetric:  # the solvers only use sym(A*(r))
-        G, G_n = 0.5 * (G + G.T), 0.5 * (G_n + G_n.T)
-    assert rel_diff(G, G_n) < 1e-12
-    # and against the public forward / adjoint definitions
+    assert rel_diff(AV, AV_n) < 1e-12 and rel_diff(AtU, AtU_n) < 1e-12
+    # and against the public forward / adjoint definitions (sym(A*(r)) in the symmetric family)
     Z = L @ R.T
     assert rel_diff(r, op.forward(Z) - y) < 1e-12
-    assert fn(L, R, False)[2] is None
+    G = op.adjoint(r)
+    if op.symmetric:
+        G = 0.5 * (G + G.T)
+    assert rel_diff(AV, G @ right) < 1e-12
+    assert rel_diff(AtU, (G if op.symmetric else G.T) @ left) < 1e-12
+    res = fn(L, R, True, None, None)
+    assert res.AV is None and res.AtU is None
+    assert rel_diff(fn(L, R, False, None, None).r, op.forward(Z)) < 1e-12
 
 
-@pytest.mark.parametrize("name", ["gaussian", "packed_f32", "entries", "rank_one"])
+@pytest.mark.parametrize("name", ["gaussian", "packed_f32", "entries", "rank_one",
+                                  "gaussian_rect", "entries_rect"])
 def test_numpy_oracle_adjoint_identity(name):
-    # <A(Z), v> = <Z, A*(v)> for the numpy oracle itself (A*(v) read off with y = -v, Z = 0)
+    # <A(Z), v> = <Z, A*(v)> for the numpy oracle itself, with Z = L R^T and A*(v) read off as
+    # the product A*(v) @ R at Z = 0, y = -v: <Z, A*(v)> = tr(L^T (A*(v) R))
     op, y, _ = ALL_OPS[name]()
     m, d1, d2 = op.shape
     rng = np.random.default_rng(1)
     v = rng.standard_normal(m)
-    B = rng.standard_normal((d1, d1))
-    Zsym = B + B.T
-    w, lam = np.linalg.eigh(Zsym)
-    L, R = lam * w, lam
+    if op.symmetric:   # the symmetric family: a symmetric Z, where sym(A*(v)) is exact
+        B = rng.standard_normal((d1, d1))
+        lam, w = np.linalg.eigh(B + B.T)
+        L, R = w * lam, w
+    else:
+        L, R = rng.standard_normal((d1, 3)), rng.standard_normal((d2, 3))
     fn_v = ref_ops.numpy_residual(op, -v)
-    r0, _, Astar_v = fn_v(np.zeros((d1, 1)), np.zeros((d2, 1)), True)
+    r0, _, Astar_v_R, _ = fn_v(np.zeros((d1, 1)), np.zeros((d2, 1)), True, R, None)
     np.testing.assert_array_equal(r0, v)
-    Az = ref_ops.numpy_residual(op, np.zeros(m))(L, R, False)[0]
-    assert abs(Az @ v - np.sum(Zsym * Astar_v)) <= 1e-10 * np.linalg.norm(Az) * np.linalg.norm(v)
+    Az = ref_ops.numpy_residual(op, np.zeros(m))(L, R, False, None, None).r
+    lhs, rhs = Az @ v, np.sum(L * Astar_v_R)
+    assert abs(lhs - rhs) <= 1e-10 * np.linalg.norm(Az) * np.linalg.norm(v)
 
 
 def test_dense_oracle_converts_float32_once():

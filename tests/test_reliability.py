@@ -195,16 +195,19 @@ def test_operator_kernels_bit_identical_across_threads_and_runs(name, zoo):
     Z = g.standard_normal((d1, d2))
     v = g.standard_normal(m)
     L, R = g.standard_normal((d1, 3)), g.standard_normal((d2, 3))
+    right, left = g.standard_normal((d2, 4)), g.standard_normal((d1, 2))
     y = g.standard_normal(m)
 
     def kernels(nt):
         fw = op.forward(Z, n_threads=nt)
         adj = op.adjoint(v, n_threads=nt)
-        r, sumsq, G = op._residual(L, R, y, True, 0 if nt is None else nt)
-        r2, sumsq2, none = op._residual(L, R, y, False, 0 if nt is None else nt)
-        assert none is None and r2.tobytes() == r.tobytes() and sumsq2 == sumsq
+        t = 0 if nt is None else nt
+        r, sumsq, AV, AtU = op._residual(L, R, y, right, left, t)
+        r2, sumsq2, no_right, no_left = op._residual(L, R, y, None, None, t)
+        assert no_right is None and no_left is None
+        assert r2.tobytes() == r.tobytes() and sumsq2 == sumsq
         return [fw.tobytes(), adj.tobytes(), r.tobytes(), np.float64(sumsq).tobytes(),
-                G.tobytes()]
+                AV.tobytes(), AtU.tobytes()]
 
     ref = kernels(1)
     for nt in (2, 2, None, 1, 3):
@@ -240,7 +243,7 @@ def test_concurrent_calls_on_shared_operators_match_serial(sym_problem, rect_pro
             tasks.append(("forward", lambda op=op, Z=Z, nt=nt: op.forward(Z, n_threads=nt)))
             tasks.append(("adjoint", lambda op=op, v=v, nt=nt: op.adjoint(v, n_threads=nt)))
             tasks.append(("residual", lambda op=op, L=L, R=R, y=y, nt=nt:
-                          op._residual(L, R, y, True, nt)))
+                          op._residual(L, R, y, R, L, nt)))
     for fam, method in [("sym", "wn_rgd"), ("sym", "gd"), ("rect", "wn_rgd"), ("sym", "precgd"),
                         ("rect", "scaledgd"), ("sym", "column_wn")]:
         for seed in (1, 2):
@@ -252,8 +255,8 @@ def test_concurrent_calls_on_shared_operators_match_serial(sym_problem, rect_pro
         if kind == "solve":
             return (out.x.tobytes(), out.history["loss"].tobytes(), out.nit)
         if kind == "residual":
-            r, s, G = out
-            return (r.tobytes(), s, G.tobytes())
+            r, s, AV, AtU = out
+            return (r.tobytes(), s, AV.tobytes(), AtU.tobytes())
         return out.tobytes()
 
     serial = [digest(kind, fn()) for kind, fn in tasks]
@@ -564,7 +567,7 @@ def test_kernels_do_not_leak(name, kernel, kernel_ops):
     L, R = g.standard_normal((d1, 2)), g.standard_normal((d2, 2))
     fn = {"forward": lambda: op.forward(Z),
           "adjoint": lambda: op.adjoint(v),
-          "residual": lambda: op._residual(L, R, y, True)}[kernel]
+          "residual": lambda: op._residual(L, R, y, R, L)}[kernel]
     _assert_no_growth(fn, N_CALLS, warmup=300)
 
 

@@ -419,20 +419,42 @@ def test_native_layer_rejects_bad_arguments():
         _core.dense_forward(op.data, D, D, False, np.asfortranarray(np.ones((D, D))), 1)
     with pytest.raises(ValueError, match="v"):
         _core.dense_adjoint(op.data, D, D, False, np.zeros(M + 1), 1)
+    X = np.zeros((D, 2))
     with pytest.raises(ValueError, match="y"):
-        _core.dense_residual(op.data, D, D, False, Z, np.zeros(M - 1), True, 1)
+        _core.dense_residual(op.data, D, D, False, X, X, np.zeros(M - 1), X, None, True, 1)
+    with pytest.raises(ValueError, match="R"):
+        _core.dense_residual(op.data, D, D, False, X, np.zeros((D, 3)), None, X, None, True, 1)
+    with pytest.raises(ValueError, match="right"):
+        _core.dense_residual(op.data, D, D, False, X, X, None, np.zeros((D + 1, 2)), None, True,
+                             1)
+    with pytest.raises(TypeError, match="left"):   # no silent conversion of a thin matrix
+        _core.dense_residual(op.data, D, D, False, X, X, None, None, np.asfortranarray(
+            np.ones((D, 2))), False, 1)
+    with pytest.raises(ValueError, match="bounds"):
+        _core.dense_residual_slices(op.data, D, D, False, X, X, None, X, None, True,
+                                    np.array([0, M + 4]), 1)
+    with pytest.raises(ValueError, match="m_total"):
+        _core.fill_gaussian(np.empty((4, D * D)), D, D, False, True, 1, 1, 10, 12)
     with pytest.raises(ValueError, match="writable"):
         ro = np.empty((M, D * D))
         ro.flags.writeable = False
         _core.fill_gaussian(ro, D, D, False, True, 1, 1)
     e = OPS["entry_sym"]
-    with pytest.raises(ValueError, match="out of range"):
-        _core.entry_forward(e.rows + D, e.cols, 1.0, True, Z)
-    with pytest.raises(ValueError, match="out of range"):
-        _core.entry_adjoint(e.rows, e.cols - D, 1.0, True, np.zeros(M), D, D)
+    with pytest.raises(ValueError, match="row index out of range"):
+        _core.SparseMeasurements(e.m, D, D, e.rows + D, e.cols)
+    with pytest.raises(ValueError, match="column index out of range"):
+        _core.SparseMeasurements(e.m, D, D, e.rows, e.cols - D)
+    with pytest.raises(ValueError, match="indptr"):
+        _core.SparseMeasurements(2, D, D, e.rows[:3], e.cols[:3], np.array([0, 2, 5]))
+    with pytest.raises(ValueError, match="nnz == m"):
+        _core.SparseMeasurements(e.m + 1, D, D, e.rows, e.cols)
     with pytest.raises(ValueError, match="L"):
-        _core.rank_one_forward(OPS["rank_one"].vectors, 1.0, np.zeros((D + 1, 2)),
-                               np.zeros((D, 2)))
+        e._native.residual(np.zeros((D + 1, 2)), np.zeros((D, 2)), None, None, None)
+    with pytest.raises(ValueError, match="v"):
+        e._native.adjoint_products(np.zeros(e.m + 1), None, None)
+    with pytest.raises(ValueError, match="L"):
+        _core.rank_one_residual(OPS["rank_one"].vectors, 1.0, np.zeros((D + 1, 2)),
+                                np.zeros((D, 2)), None, None, None)
     with pytest.raises(ValueError, match="X"):
         _core.polar_retraction(np.zeros((2, 3)), np.zeros((2, 3)), 0.1)
     with pytest.raises(ValueError, match="G"):

@@ -11,9 +11,11 @@ Quick start::
 import logging as _logging
 
 from . import _core
-from .operators import (DenseSensing, EntrySampling, IdentitySensing, RankOneSensing,
-                        SensingOperator, dense_sensing, entry_sampling, gaussian_sensing,
-                        identity_sensing, rank_one_sensing)
+from .operators import (DenseSensing, EntrySampling, IdentitySensing, MatrixFreeSensing,
+                        RankOneSensing, ResidualPass, SensingOperator, SparseSensing,
+                        completion_sensing, dense_sensing, entry_sampling, gaussian_sensing,
+                        identity_sensing, matrix_free_sensing, rank_one_measurements,
+                        rank_one_sensing, sparse_sensing)
 from .stiefel import (cayley_retraction, polar_retraction, qr_retraction, random_stiefel,
                       tangent_projection)
 from .targets import low_rank_target
@@ -23,9 +25,11 @@ __version__ = "0.1.0"
 _logging.getLogger("wnsense_native").addHandler(_logging.NullHandler())
 
 __all__ = [
-    "low_rank_target", "gaussian_sensing", "entry_sampling", "rank_one_sensing",
-    "identity_sensing", "dense_sensing", "SensingOperator", "DenseSensing", "EntrySampling",
-    "RankOneSensing", "IdentitySensing", "tangent_projection", "polar_retraction",
+    "low_rank_target", "gaussian_sensing", "entry_sampling", "completion_sensing",
+    "sparse_sensing", "rank_one_sensing", "rank_one_measurements", "identity_sensing",
+    "dense_sensing", "matrix_free_sensing", "SensingOperator", "ResidualPass", "DenseSensing",
+    "EntrySampling", "SparseSensing", "RankOneSensing", "IdentitySensing", "MatrixFreeSensing",
+    "tangent_projection", "polar_retraction",
     "qr_retraction", "cayley_retraction", "random_stiefel",
 ]
 

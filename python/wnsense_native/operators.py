@@ -1,43 +1,85 @@
 """Linear measurement operators ``A(Z)_i = <M_i, Z>`` and their constructors.
 
 Every operator has ``shape == (m, d1, d2)``, ``forward(Z)`` (``(m,)`` float64) and ``adjoint(v)``
-(``(d1, d2)`` float64), and a ``symmetric`` flag: symmetric operators (symmetric ``M_i``) define the
-symmetric problem family, rectangular ones the asymmetric family.
+(``(d1, d2)`` float64), and a ``symmetric`` flag: symmetric operators define the symmetric problem
+family (only ``sym(M_i)`` matters), rectangular ones the asymmetric family.
 
-Solvers talk to operators through one private method, ``_residual(L, R, y, with_gradient)``,
-which takes the model in factored form ``Z = L R^T`` (so matrix-free operators never form a
-``d x d`` matrix) and returns ``(r, ||r||^2, A*(r) or None)`` with ``r = A(Z) - y`` computed in a
-single pass over the sensing data.
+**The thin-factor protocol.** Solvers never see a ``d1 x d2`` matrix. They talk to an operator
+through one pass, :meth:`SensingOperator.residual` (``_residual`` without validation): for the
+model in factored form ``Z = L R^T`` (``L`` is ``d1 x k``, ``R`` is ``d2 x k``) it returns a
+:class:`ResidualPass` with
+
+* ``r = A(Z) - y`` (``y=None``: zero measurements, i.e. ``r = A(Z)``) and ``sumsq = ||r||^2``,
+* ``AV = A*(r) @ right`` (``d1 x k'``) and ``AtU = A*(r)^T @ left`` (``d2 x k''``) for the thin
+  matrices the caller asks for (each optional). On a symmetric operator both products use
+  ``S = sym(A*(r))``: ``AV = S @ right``, ``AtU = S @ left``.
+
+computed in a single pass over the sensing data. A dense operator accumulates each slice of its
+rows' ``A*(r)`` (the size of one measurement) inside the kernel and multiplies it by the thin
+matrices there; sparse, rank-one and matrix-free operators never form anything ``d1 x d2``.
+``_prepare(y)`` is called once per solve and its result is what the solver passes as ``y``
+(local operators use ``y`` itself; a distributed operator ships its shards once). A new
+operator kind implements ``_residual`` (or ``_forward_factored`` and ``_adjoint_products``, from
+which the base class builds it), and ``_forward`` / ``_adjoint`` for the dense public maps.
 """
 from __future__ import annotations
 
 import math
+from typing import NamedTuple, Optional
 
 import numpy as np
 
 from . import _core
 from ._random import as_generator, native_seed
 from ._validation import (BLOCK_ELEMENTS, as_float_array, as_matrix, as_vector, check_choice,
-                          check_int, check_threads)
+                          check_float, check_int, check_threads)
 
 __all__ = [
+    "ResidualPass",
     "SensingOperator",
     "DenseSensing",
     "EntrySampling",
+    "SparseSensing",
     "RankOneSensing",
     "IdentitySensing",
+    "MatrixFreeSensing",
     "gaussian_sensing",
     "entry_sampling",
+    "completion_sensing",
+    "sparse_sensing",
     "rank_one_sensing",
+    "rank_one_measurements",
     "identity_sensing",
     "dense_sensing",
+    "matrix_free_sensing",
 ]
 
 _DTYPES = {"float64": np.float64, "float32": np.float32}
 
 
+class ResidualPass(NamedTuple):
+    """What one pass returns: ``r = A(L R^T) - y`` (None from operators that keep it where the
+    data live), ``sumsq = ||r||^2``, and the requested thin products ``AV = A*(r) @ right``,
+    ``AtU = A*(r)^T @ left`` (``sym(A*(r))`` on symmetric operators; None when not asked)."""
+    r: Optional[np.ndarray]
+    sumsq: float
+    AV: Optional[np.ndarray]
+    AtU: Optional[np.ndarray]
+
+
+def _thin(name, a, rows):
+    """A validated thin matrix with ``rows`` rows, or None."""
+    if a is None:
+        return None
+    a = as_float_array(name, a, ndim=2)
+    if a.shape[0] != rows:
+        raise ValueError(f"{name} must have {rows} rows, got shape {a.shape}")
+    return a
+
+
 class SensingOperator:
-    """Base class: validation of ``forward``/``adjoint`` arguments, shape bookkeeping."""
+    """Base class: validation of the public maps, shape bookkeeping, and the thin-factor
+    protocol (see the module docstring)."""
 
     symmetric: bool
 
@@ -60,9 +102,45 @@ class SensingOperator:
         return self._forward(Z, check_threads(n_threads))
 
     def adjoint(self, v, *, n_threads=None) -> np.ndarray:
-        """``A*(v) = sum_i v_i M_i`` as a ``(d1, d2)`` float64 array."""
+        """``A*(v) = sum_i v_i M_i`` as a ``(d1, d2)`` float64 array (dense: for small sizes;
+        solvers use the thin products of :meth:`residual`)."""
         v = as_vector("v", v, self._m)
         return self._adjoint(v, check_threads(n_threads))
+
+    def forward_factored(self, L, R, *, n_threads=None) -> np.ndarray:
+        """``A(L R^T)`` from the thin factors, without forming ``L R^T`` (e.g. measurements of a
+        low-rank truth held as factors)."""
+        L, R = self._factors(L, R)
+        return self._forward_factored(L, R, check_threads(n_threads))
+
+    def residual(self, L, R, y=None, *, right=None, left=None, n_threads=None) -> ResidualPass:
+        """One pass of the thin-factor protocol at ``Z = L R^T``: ``r = A(Z) - y`` (``y=None``:
+        zero), ``||r||^2`` and the thin products ``A*(r) @ right``, ``A*(r)^T @ left`` (on a
+        symmetric operator ``sym(A*(r))`` on both sides)."""
+        L, R = self._factors(L, R)
+        if y is not None:
+            y = as_vector("y", y, self._m)
+        right = _thin("right", right, self._d2)
+        left = _thin("left", left, self._d1)
+        return self._residual(L, R, y, right, left, check_threads(n_threads))
+
+    def as_linear_operator(self):
+        """A ``scipy.sparse.linalg.LinearOperator`` of shape ``(m, d1*d2)`` for
+        ``vec(Z) -> A(Z)`` (row-major ``vec``), with the adjoint as ``rmatvec``. Needs scipy."""
+        try:
+            from scipy.sparse.linalg import LinearOperator
+        except ImportError:  # pragma: no cover - depends on the environment
+            raise ImportError("as_linear_operator() needs scipy "
+                              "(pip install wnsense_native[scipy])") from None
+        m, d1, d2 = self.shape
+
+        def matvec(z):
+            return self.forward(np.reshape(z, (d1, d2)))
+
+        def rmatvec(v):
+            return self.adjoint(np.ravel(v)).ravel()
+
+        return LinearOperator((m, d1 * d2), matvec=matvec, rmatvec=rmatvec, dtype=np.float64)
 
     def __call__(self, Z, **kw):
         return self.forward(Z, **kw)
@@ -71,12 +149,33 @@ class SensingOperator:
         kind = "symmetric" if self.symmetric else "rectangular"
         return f"{type(self).__name__}(m={self._m}, d1={self._d1}, d2={self._d2}, {kind})"
 
+    def _factors(self, L, R):
+        L = as_float_array("L", L, ndim=2)
+        R = as_float_array("R", R, ndim=2)
+        if L.shape[0] != self._d1 or R.shape[0] != self._d2 or L.shape[1] != R.shape[1]:
+            raise ValueError(f"L and R must have shapes ({self._d1}, k) and ({self._d2}, k), "
+                             f"got {L.shape} and {R.shape}")
+        return L, R
+
     # -- solver protocol (inputs already validated by the caller) --------------------------
-    def _residual(self, L, R, y, with_gradient, n_threads=0):
-        Z = L @ R.T
-        r = self._forward(Z, n_threads) - y
-        G = self._adjoint(r, n_threads) if with_gradient else None
-        return r, float(r @ r), G
+    def _prepare(self, y):
+        """The measurements as the solver passes them to :meth:`_residual` (called once per
+        solve): ``y`` itself for local operators."""
+        return y
+
+    def _residual(self, L, R, y, right=None, left=None, n_threads=0) -> ResidualPass:
+        z = self._forward_factored(L, R, n_threads)
+        r = z if y is None else z - y
+        AV = AtU = None
+        if right is not None or left is not None:
+            AV, AtU = self._adjoint_products(r, right, left, n_threads)
+        return ResidualPass(r, float(r @ r), AV, AtU)
+
+    def _forward_factored(self, L, R, n_threads):
+        return self._residual(L, R, None, None, None, n_threads).r
+
+    def _adjoint_products(self, v, right, left, n_threads):
+        raise NotImplementedError
 
     def _forward(self, Z, n_threads):
         raise NotImplementedError
@@ -92,6 +191,10 @@ class DenseSensing(SensingOperator):
     upper triangle of the symmetric ``M_i`` in row-major order (``p = d (d + 1) / 2``, the order of
     ``numpy.triu_indices(d)``); off-diagonal entries then count twice in inner products.
     Storage is float64 or float32; arithmetic always accumulates in float64.
+
+    A pass streams the rows once: residual, loss and, per fixed slice of rows (the slices of
+    ``_core.slice_bounds(m)``, fixed by ``m`` alone), the slice's adjoint times the thin matrices;
+    the slice partials are summed in slice order, so results do not depend on the thread count.
     """
 
     def __init__(self, data: np.ndarray, d1: int, d2: int, *, symmetric: bool, packed: bool):
@@ -113,10 +216,9 @@ class DenseSensing(SensingOperator):
     def _adjoint(self, v, n_threads):
         return _core.dense_adjoint(self.data, self._d1, self._d2, self.packed, v, n_threads)
 
-    def _residual(self, L, R, y, with_gradient, n_threads=0):
-        Z = np.ascontiguousarray(L @ R.T)
-        return _core.dense_residual(self.data, self._d1, self._d2, self.packed, Z, y,
-                                    with_gradient, n_threads)
+    def _residual(self, L, R, y, right=None, left=None, n_threads=0):
+        return ResidualPass(*_core.dense_residual(self.data, self._d1, self._d2, self.packed, L,
+                                                  R, y, right, left, self.symmetric, n_threads))
 
     def dense_matrices(self) -> np.ndarray:
         """The ``(m, d1, d2)`` float64 stack of ``M_i`` (a new array; for tests and small sizes)."""
@@ -130,54 +232,100 @@ class DenseSensing(SensingOperator):
         return M
 
 
-class EntrySampling(SensingOperator):
-    """Matrix completion: ``M_i = scale * e_{rows_i} e_{cols_i}^T`` (symmetrized when symmetric)."""
+class _Sparse(SensingOperator):
+    """Shared by the sparse operators: the native :class:`_core.SparseMeasurements` over the
+    arrays in ``_arrays()``, rebuilt from them when unpickled."""
+
+    def _build(self):
+        a = self._arrays()
+        self._native = _core.SparseMeasurements(
+            self._m, self._d1, self._d2, a["rows"], a["cols"], a.get("indptr"), a.get("values"),
+            a.get("scale", 1.0), self.symmetric)
+
+    def _arrays(self) -> dict:
+        raise NotImplementedError
+
+    @property
+    def nnz(self) -> int:
+        """Number of stored nonzeros (entries of the ``M_i``)."""
+        return self._native.nnz
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        del state["_native"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._build()
+
+    def _forward(self, Z, n_threads):
+        return self._native.forward(Z)
+
+    def _adjoint(self, v, n_threads):
+        return self._native.adjoint(v)
+
+    def _residual(self, L, R, y, right=None, left=None, n_threads=0):
+        return ResidualPass(*self._native.residual(L, R, y, right, left, n_threads))
+
+    def _adjoint_products(self, v, right, left, n_threads):
+        return self._native.adjoint_products(v, right, left, n_threads)
+
+
+class EntrySampling(_Sparse):
+    """Observed entries: ``M_i = scale * e_{rows_i} e_{cols_i}^T`` (symmetrized when symmetric);
+    ``scale = 1`` for :func:`completion_sensing` (``y`` is the observed values),
+    ``sqrt(d1 d2 / m)`` for :func:`entry_sampling`. A pass touches each entry and the factor rows
+    it needs (``O(m k)``); the entries are grouped by row and by column once, at construction."""
 
     def __init__(self, rows, cols, d1, d2, *, scale: float, symmetric: bool):
         super().__init__(len(rows), d1, d2, symmetric)
         self.rows, self.cols, self.scale = rows, cols, float(scale)
+        self._build()
 
-    def _forward(self, Z, n_threads):
-        return _core.entry_forward(self.rows, self.cols, self.scale, self.symmetric, Z)
+    def _arrays(self):
+        return {"rows": self.rows, "cols": self.cols, "scale": self.scale}
 
-    def _adjoint(self, v, n_threads):
-        return _core.entry_adjoint(self.rows, self.cols, self.scale, self.symmetric, v,
-                                   self._d1, self._d2)
 
-    def _residual(self, L, R, y, with_gradient, n_threads=0):
-        # <M_i, L R^T> from the rows of the factors: O(m r), never a d1 x d2 matrix.
-        z = np.einsum("ij,ij->i", L[self.rows], R[self.cols])
-        if self.symmetric:
-            z = 0.5 * (z + np.einsum("ij,ij->i", L[self.cols], R[self.rows]))
-        r = self.scale * z - y
-        G = self._adjoint(r, n_threads) if with_gradient else None
-        return r, float(r @ r), G
+class SparseSensing(_Sparse):
+    """A sparse measurement matrix ``M`` of shape ``(m, d1*d2)`` (row ``i`` is ``vec(M_i)``,
+    row-major), held in CSR form as ``indptr``, the entry coordinates ``rows``/``cols`` (the
+    column index of ``M`` split into ``(j, k)``) and ``values``."""
+
+    def __init__(self, indptr, rows, cols, values, d1, d2, *, symmetric: bool):
+        super().__init__(len(indptr) - 1, d1, d2, symmetric)
+        self.indptr, self.rows, self.cols, self.values = indptr, rows, cols, values
+        self._build()
+
+    def _arrays(self):
+        return {"rows": self.rows, "cols": self.cols, "indptr": self.indptr,
+                "values": self.values}
 
 
 class RankOneSensing(SensingOperator):
-    """``M_i = scale * a_i a_i^T`` with ``a_i`` the rows of ``vectors`` (``scale = 1/sqrt(m)``)."""
+    """``M_i = scale * a_i a_i^T`` with ``a_i`` the rows of ``vectors``. A pass computes
+    ``a_i^T L``, ``a_i^T R`` and the thin products ``sum_i c_i a_i (a_i^T B)`` slice by slice:
+    nothing ``d x d`` is formed."""
 
     def __init__(self, vectors: np.ndarray, *, scale: float):
         super().__init__(vectors.shape[0], vectors.shape[1], vectors.shape[1], True)
         self.vectors, self.scale = vectors, float(scale)
 
     def _forward(self, Z, n_threads):
-        # <a a^T, Z> = a^T Z a: computed as the factored form with L = Z, R = I.
+        # <a a^T, Z> = a^T Z a
         return np.einsum("ij,ij->i", self.vectors @ Z, self.vectors) * self.scale
 
     def _adjoint(self, v, n_threads):
         return _core.rank_one_adjoint(self.vectors, self.scale, v)
 
-    def _residual(self, L, R, y, with_gradient, n_threads=0):
-        r = _core.rank_one_forward(self.vectors, self.scale, np.ascontiguousarray(L),
-                                   np.ascontiguousarray(R)) - y
-        G = self._adjoint(r, n_threads) if with_gradient else None
-        return r, float(r @ r), G
+    def _residual(self, L, R, y, right=None, left=None, n_threads=0):
+        return ResidualPass(*_core.rank_one_residual(self.vectors, self.scale, L, R, y, right,
+                                                     left, n_threads))
 
 
 class IdentitySensing(SensingOperator):
     """The population limit ``A = Id``: ``A(Z) = vec(Z)``; with ``y = vec(Z*)`` the symmetric loss
-    is ``1/4 ||Z - Z*||_F^2``."""
+    is ``1/4 ||Z - Z*||_F^2``. (Its data, ``y``, is itself ``d1 x d2``.)"""
 
     def __init__(self, d1, d2, *, symmetric: bool):
         super().__init__(d1 * d2, d1, d2, symmetric)
@@ -188,10 +336,59 @@ class IdentitySensing(SensingOperator):
     def _adjoint(self, v, n_threads):
         return v.reshape(self._d1, self._d2).copy()
 
-    def _residual(self, L, R, y, with_gradient, n_threads=0):
-        G = L @ R.T - y.reshape(self._d1, self._d2)
+    def _residual(self, L, R, y, right=None, left=None, n_threads=0):
+        G = L @ R.T
+        if y is not None:
+            G -= y.reshape(self._d1, self._d2)
         r = G.ravel()
-        return r, float(r @ r), (G if with_gradient else None)
+        if self.symmetric and (right is not None or left is not None):
+            G = 0.5 * (G + G.T)
+        AV = None if right is None else G @ right
+        AtU = None if left is None else (G @ left if self.symmetric else G.T @ left)
+        return ResidualPass(r, float(r @ r), AV, AtU)
+
+
+class MatrixFreeSensing(SensingOperator):
+    """An operator given by two user callables (see :func:`matrix_free_sensing`); every output is
+    validated (shape, finiteness) before a solver uses it."""
+
+    def __init__(self, m, d1, d2, forward, adjoint_products, *, symmetric: bool):
+        super().__init__(m, d1, d2, symmetric)
+        self._user_forward, self._user_adjoint_products = forward, adjoint_products
+
+    def _forward_factored(self, L, R, n_threads):
+        z = self._user_forward(L, R)
+        return _checked_output("forward", z, (self._m,))
+
+    def _adjoint_products(self, v, right, left, n_threads):
+        out = self._user_adjoint_products(v, right, left)
+        if not isinstance(out, tuple) or len(out) != 2:
+            raise TypeError("adjoint_products must return a pair (A*(v) @ right or None, "
+                            "A*(v)^T @ left or None)")
+        AV = None if right is None else _checked_output(
+            "adjoint_products()[0]", out[0], (self._d1, right.shape[1]))
+        AtU = None if left is None else _checked_output(
+            "adjoint_products()[1]", out[1], (self._d2, left.shape[1]))
+        return AV, AtU
+
+    def _forward(self, Z, n_threads):
+        return self._forward_factored(Z, np.eye(self._d2), n_threads)
+
+    def _adjoint(self, v, n_threads):
+        return self._adjoint_products(v, np.eye(self._d2), None, n_threads)[0]
+
+
+def _checked_output(name, a, shape):
+    try:
+        arr = np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must return a float array of shape {shape}, got "
+                        f"{type(a).__name__}") from None
+    if arr.shape != shape:
+        raise ValueError(f"{name} must return an array of shape {shape}, got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} returned NaN or Inf")
+    return np.ascontiguousarray(arr)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -241,8 +438,9 @@ def gaussian_sensing(d, m, *, d2=None, dtype="float64", packed=False, rng=None,
 
 
 def entry_sampling(d, m, *, d2=None, rng=None) -> EntrySampling:
-    """Matrix completion: ``m`` entries drawn uniformly with replacement,
-    ``M_i = sqrt(d1 d2 / m) e_j e_k^T`` (symmetrized when ``d2`` is None)."""
+    """Matrix completion with random entries: ``m`` entries drawn uniformly with replacement,
+    ``M_i = sqrt(d1 d2 / m) e_j e_k^T`` (symmetrized when ``d2`` is None), so that
+    ``E ||A(Z)||^2 = ||Z||_F^2``. For your own observed entries use :func:`completion_sensing`."""
     d1, d2_, symmetric = _sizes(d, d2)
     m = check_int("m", m, minimum=1)
     gen = as_generator(rng)
@@ -251,12 +449,139 @@ def entry_sampling(d, m, *, d2=None, rng=None) -> EntrySampling:
     return EntrySampling(rows, cols, d1, d2_, scale=math.sqrt(d1 * d2_ / m), symmetric=symmetric)
 
 
+def _shape_pair(shape):
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) != 2:
+        raise TypeError(f"shape must be a pair (d1, d2), got {shape!r}")
+    return check_int("shape[0]", shape[0], minimum=1), check_int("shape[1]", shape[1], minimum=1)
+
+
+def _index_array(name, a, bound):
+    """A non-empty 1-D int64 array of indices in ``[0, bound)`` (converted once if needed)."""
+    if isinstance(a, (str, bytes)) or a is None:
+        raise TypeError(f"{name} must be an array of integers, got {type(a).__name__}")
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "iu" and not (arr.dtype.kind == "f" and arr.size == 0):
+        raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty")
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo < 0 or hi >= bound:
+        raise ValueError(f"{name} must lie in [0, {bound}), got values in [{lo}, {hi}]")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def completion_sensing(rows, cols, shape, *, symmetric=False) -> EntrySampling:
+    """Your observed entries: ``M_i = e_{rows_i} e_{cols_i}^T`` (unit scale, so the measurements
+    ``y`` are the observed values ``Z*[rows_i, cols_i]``).
+
+    ``rows``, ``cols``: integer arrays of equal length ``m``, indices into ``shape = (d1, d2)``
+    (repeated entries allowed: they count as repeated measurements). ``symmetric=True`` (square
+    ``shape``) selects the symmetric family, ``M_i = (e_j e_k^T + e_k e_j^T) / 2``. The arrays are
+    used in place when they are C-contiguous int64, else converted once. Nothing ``d1 x d2`` is
+    ever formed: a pass costs ``O(m k)`` for rank-``k`` factors.
+    """
+    d1, d2 = _shape_pair(shape)
+    rows = _index_array("rows", rows, d1)
+    cols = _index_array("cols", cols, d2)
+    if rows.shape != cols.shape:
+        raise ValueError(f"rows and cols must have the same length, got {rows.size} and "
+                         f"{cols.size}")
+    if not isinstance(symmetric, (bool, np.bool_)):
+        raise TypeError(f"symmetric must be a bool, got {type(symmetric).__name__}")
+    if symmetric and d1 != d2:
+        raise ValueError(f"symmetric=True needs a square shape, got {(d1, d2)}")
+    return EntrySampling(rows, cols, d1, d2, scale=1.0, symmetric=bool(symmetric))
+
+
+def sparse_sensing(M, shape, *, symmetric=False) -> SparseSensing:
+    """A scipy.sparse measurement matrix ``M`` of shape ``(m, d1*d2)``: row ``i`` is
+    ``vec(M_i)`` in row-major order (``M_i[j, k]`` at column ``j * d2 + k``), so ``y = M @ vec(Z)``.
+
+    ``M`` is converted once to CSR (any scipy sparse format is accepted; a CSR matrix keeps its
+    ``indptr`` and ``data``), and its column indices once to entry coordinates (two int64 arrays
+    of length ``nnz``). ``symmetric=True`` (square ``shape``) selects the symmetric family (only
+    ``sym(M_i)`` matters). Needs scipy.
+    """
+    try:
+        import scipy.sparse as sp
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError("sparse_sensing needs scipy (pip install wnsense_native[scipy])") from None
+    if not sp.issparse(M):
+        raise TypeError(f"M must be a scipy.sparse matrix, got {type(M).__name__}")
+    d1, d2 = _shape_pair(shape)
+    if M.ndim != 2 or M.shape[1] != d1 * d2:
+        raise ValueError(f"M must have shape (m, {d1 * d2}) for shape {(d1, d2)}, got {M.shape}")
+    if M.shape[0] == 0:
+        raise ValueError("M must have at least one row (measurement)")
+    if M.dtype.kind not in "fiu":
+        raise TypeError(f"M must be real, got dtype {M.dtype}")
+    if not isinstance(symmetric, (bool, np.bool_)):
+        raise TypeError(f"symmetric must be a bool, got {type(symmetric).__name__}")
+    if symmetric and d1 != d2:
+        raise ValueError(f"symmetric=True needs a square shape, got {(d1, d2)}")
+    csr = M.tocsr()
+    values = np.ascontiguousarray(csr.data, dtype=np.float64)
+    if not np.all(np.isfinite(values)):
+        raise ValueError("M contains NaN or Inf")
+    columns = np.asarray(csr.indices, dtype=np.int64)
+    rows, cols = np.divmod(columns, d2)
+    indptr = np.ascontiguousarray(csr.indptr, dtype=np.int64)
+    return SparseSensing(indptr, rows, cols, values, d1, d2, symmetric=bool(symmetric))
+
+
+def matrix_free_sensing(shape, forward, adjoint_products, *, symmetric=False) -> MatrixFreeSensing:
+    """An operator from your own callables, in the thin-factor protocol.
+
+    ``shape = (m, d1, d2)``. ``forward(L, R)`` returns the ``m`` measurements ``A(L R^T)`` of the
+    model given by thin factors ``L`` (``d1 x k``) and ``R`` (``d2 x k``). ``adjoint_products(v,
+    right, left)`` returns the pair ``(A*(v) @ right, A*(v)^T @ left)`` for a length-``m`` ``v``
+    and thin matrices ``right`` (``d2 x k'``) and ``left`` (``d1 x k''``), either of which may be
+    None (return None in its place). For ``symmetric=True`` both products must use
+    ``sym(A*(v))``. A solver pass calls each once; outputs are checked (shape, finite) and a bad
+    one raises ``ValueError``/``TypeError`` naming the callable. ``op.forward(Z)`` and
+    ``op.adjoint(v)`` call them with ``R = I`` / ``right = I``.
+    """
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) != 3:
+        raise TypeError(f"shape must be a triple (m, d1, d2), got {shape!r}")
+    m = check_int("shape[0]", shape[0], minimum=1)
+    d1 = check_int("shape[1]", shape[1], minimum=1)
+    d2 = check_int("shape[2]", shape[2], minimum=1)
+    if not callable(forward):
+        raise TypeError(f"forward must be callable, got {type(forward).__name__}")
+    if not callable(adjoint_products):
+        raise TypeError(f"adjoint_products must be callable, got "
+                        f"{type(adjoint_products).__name__}")
+    if not isinstance(symmetric, (bool, np.bool_)):
+        raise TypeError(f"symmetric must be a bool, got {type(symmetric).__name__}")
+    if symmetric and d1 != d2:
+        raise ValueError(f"symmetric=True needs d1 == d2, got {d1} x {d2}")
+    return MatrixFreeSensing(m, d1, d2, forward, adjoint_products, symmetric=bool(symmetric))
+
+
 def rank_one_sensing(d, m, *, rng=None) -> RankOneSensing:
-    """Rank-one measurements ``M_i = a_i a_i^T / sqrt(m)``, ``a_i ~ N(0, I_d)``, matrix-free."""
+    """Random rank-one measurements ``M_i = a_i a_i^T / sqrt(m)``, ``a_i ~ N(0, I_d)``,
+    matrix-free. For your own vectors use :func:`rank_one_measurements`."""
     d = check_int("d", d, minimum=1)
     m = check_int("m", m, minimum=1)
     A = as_generator(rng).standard_normal((m, d))
     return RankOneSensing(A, scale=1.0 / math.sqrt(m))
+
+
+def rank_one_measurements(vectors, *, scale=1.0) -> RankOneSensing:
+    """Rank-one measurements from your vectors: ``M_i = scale * a_i a_i^T`` with ``a_i`` the rows
+    of ``vectors`` (``m x d``), so ``y_i = scale * a_i^T Z a_i``. ``scale = 1`` by default (``y``
+    is your raw quadratic measurements); :func:`rank_one_sensing` uses ``1/sqrt(m)``, which keeps
+    ``||A(Z)||`` of the order of ``||Z||_F``. ``vectors`` is used in place when it is float64
+    C-contiguous, else converted once."""
+    A = as_float_array("vectors", vectors, ndim=2)
+    if A.shape[0] == 0 or A.shape[1] == 0:
+        raise ValueError(f"vectors must not be empty, got shape {A.shape}")
+    scale = check_float("scale", scale)
+    if scale == 0.0:
+        raise ValueError("scale must be nonzero")
+    return RankOneSensing(A, scale=scale)
 
 
 def identity_sensing(d, *, d2=None) -> IdentitySensing:

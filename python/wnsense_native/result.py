@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._lowrank import lowrank_entries
+
 # Machine-readable stop reasons and their scipy-style integer status codes.
 STOP_REASONS = {
     "tol": (0, True, "relative residual below tol"),
@@ -19,12 +21,60 @@ STOP_REASONS = {
 class SolveResult(dict):
     """Result of :func:`wnsense_native.solve`, compatible with ``scipy.optimize.OptimizeResult``.
 
-    Fields: ``x`` (the recovered ``d1 x d2`` matrix), ``fun`` (final loss), ``nit``, ``nfev``
+    Fields: ``x`` (the recovered ``d1 x d2`` matrix, formed from the factors when first read:
+    the solve itself never forms it), ``fun`` (final loss), ``nit``, ``nfev``
     (residual evaluations, each one pass over dense sensing data), ``success``, ``status``,
     ``message``, ``stop_reason`` (one of :data:`STOP_REASONS`), ``factors`` (dict of factor
     arrays), ``history`` (dict of 1-D arrays, entry 0 is the starting point), ``time`` (seconds),
     ``method``, ``residual_norm`` (``||A(x) - y|| / ||y||``).
+
+    :meth:`predict` gives entries of the recovered matrix from the factors (``O(k)`` each).
     """
+
+    # the recovered matrix as thin factors (L, R): x = L @ R.T, kept outside the dict's keys
+    _lowrank = None
+
+    def set_lowrank(self, L, R):
+        """Attach the factored form ``x = L @ R.T`` (``x`` is then formed only when read)."""
+        object.__setattr__(self, "_lowrank", (L, R))
+        return self
+
+    def __missing__(self, key):
+        if key == "x" and self._lowrank is not None:
+            L, R = self._lowrank
+            x = L @ R.T
+            self["x"] = x
+            return x
+        raise KeyError(key)
+
+    def __contains__(self, key):
+        return dict.__contains__(self, key) or (key == "x" and self._lowrank is not None)
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+    def predict(self, rows, cols) -> np.ndarray:
+        """Entries ``x[rows_t, cols_t]`` of the recovered matrix, from the factors (the matrix
+        is not formed): e.g. held-out ratings of a completion problem."""
+        if self._lowrank is None:
+            x = self["x"]
+            return np.asarray(x)[np.asarray(rows), np.asarray(cols)]
+        L, R = self._lowrank
+        rows = np.asarray(rows)
+        cols = np.asarray(cols)
+        if rows.shape != cols.shape or rows.ndim != 1:
+            raise ValueError(f"rows and cols must be 1-D of the same length, got shapes "
+                             f"{rows.shape} and {cols.shape}")
+        if rows.dtype.kind not in "iu" or cols.dtype.kind not in "iu":
+            raise TypeError("rows and cols must hold integers")
+        if rows.size and (rows.min() < 0 or rows.max() >= L.shape[0]):
+            raise ValueError(f"rows must lie in [0, {L.shape[0]})")
+        if cols.size and (cols.min() < 0 or cols.max() >= R.shape[0]):
+            raise ValueError(f"cols must lie in [0, {R.shape[0]})")
+        return lowrank_entries(L, R, rows, cols)
+
+    def __reduce__(self):
+        return (_rebuild, (type(self), dict(self), self._lowrank))
 
     def __getattr__(self, name):
         try:
@@ -50,7 +100,11 @@ class SolveResult(dict):
                 v = self[k]
                 v = f"{v:.6g}" if isinstance(v, float) else repr(v)
                 lines.append(f"{k.rjust(width)}: {v}")
-        lines.append(f"{'x'.rjust(width)}: array of shape {np.shape(self.get('x'))}")
+        if self._lowrank is not None and not dict.__contains__(self, "x"):
+            shape = (self._lowrank[0].shape[0], self._lowrank[1].shape[0])
+            lines.append(f"{'x'.rjust(width)}: array of shape {shape} (formed when read)")
+        else:
+            lines.append(f"{'x'.rjust(width)}: array of shape {np.shape(self.get('x'))}")
         lines.append(f"{'factors'.rjust(width)}: {sorted(self.get('factors', {}))}")
         lines.append(f"{'history'.rjust(width)}: {sorted(self.get('history', {}))}")
         return "\n".join(lines)
@@ -61,3 +115,10 @@ class SolveResult(dict):
         status, success, message = STOP_REASONS[stop_reason]
         return cls(status=status, success=success, message=message, stop_reason=stop_reason,
                    **fields)
+
+
+def _rebuild(cls, items, lowrank):
+    out = cls(items)
+    if lowrank is not None:
+        out.set_lowrank(*lowrank)
+    return out

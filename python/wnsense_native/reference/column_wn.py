@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..solvers._problem import sym
 from ..solvers.column_wn import ColumnWNSetup, require_symmetric
 
 
@@ -33,15 +32,14 @@ class ColumnWN(ColumnWNSetup):
         self._adopt(W, g, *self._residual(W, g))
 
     def _residual(self, W, g):
-        """``(Y, (r, ||r||^2, A*(r)))`` at ``Y = W diag(g / ||w||)``, ``Z = Y Y^T``."""
+        """``(Y, pass)`` at ``Y = W diag(g / ||w||)``, ``Z = Y Y^T``, with the product ``S Y``."""
         Y = factor(W, g)
-        return Y, self.problem.residual(Y, Y)
+        return Y, self.problem.residual(Y, Y, right=Y)
 
-    def _adopt(self, W, g, Y, residual):
-        _, sumsq, Astar_r = residual
-        self.W, self.g, self.sumsq = W, g, sumsq
-        self.loss = self.problem.loss(sumsq)
-        H = sym(Astar_r) @ Y                             # grad_Y f = S Y, column j is h_j
+    def _adopt(self, W, g, Y, res):
+        self.W, self.g, self.sumsq = W, g, res.sumsq
+        self.loss = self.problem.loss(res.sumsq)
+        H = res.AV                                       # grad_Y f = S Y, column j is h_j
         self.grad_W = np.empty_like(W)
         self.grad_g = np.empty_like(g)
         for j in range(W.shape[1]):
@@ -55,16 +53,16 @@ class ColumnWN(ColumnWNSetup):
     def factors(self):
         return {"W": self.W, "g": self.g}
 
-    def x(self):
+    def lowrank(self):
         Y = factor(self.W, self.g)
-        return Y @ Y.T
+        return Y, Y
 
     def step(self):
         def trial(eta):
             W_new = self.W - eta * self.grad_W
             g_new = self.g - eta * self.grad_g
             Y_new, res = self._residual(W_new, g_new)
-            return self.problem.loss(res[1]), (W_new, g_new, Y_new, res)
+            return self.problem.loss(res.sumsq), (W_new, g_new, Y_new, res)
 
         eta, _, (W_new, g_new, Y_new, res), ok = self.step_rule.search(
             self.loss, self.grad_norm ** 2, trial, self.step_hint())

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..solvers._problem import sym
 from ..solvers.gd import AsymmetricGDSetup, SymmetricGDSetup
 
 
@@ -26,27 +25,26 @@ class SymmetricGD(SymmetricGDSetup):
 
     def _begin(self, start):
         Y = start["Y"]
-        self._adopt(Y, self.problem.residual(Y, Y))
+        self._adopt(Y, self.problem.residual(Y, Y, right=Y))
 
-    def _adopt(self, Y, residual):
-        _, sumsq, Astar_r = residual
-        self.Y, self.sumsq = Y, sumsq
-        self.loss = self.problem.loss(sumsq)
-        self.grad = sym(Astar_r) @ Y                      # grad_Y f = S Y
+    def _adopt(self, Y, res):
+        self.Y, self.sumsq = Y, res.sumsq
+        self.loss = self.problem.loss(res.sumsq)
+        self.grad = res.AV                                # grad_Y f = S Y
         self.grad_norm = float(np.linalg.norm(self.grad))
 
     @property
     def factors(self):
         return {"Y": self.Y}
 
-    def x(self):
-        return self.Y @ self.Y.T
+    def lowrank(self):
+        return self.Y, self.Y
 
     def step(self):
         def trial(eta):
             Y_new = self.Y - eta * self.grad
-            res = self.problem.residual(Y_new, Y_new)
-            return self.problem.loss(res[1]), (Y_new, res)
+            res = self.problem.residual(Y_new, Y_new, right=Y_new)
+            return self.problem.loss(res.sumsq), (Y_new, res)
 
         eta, _, (Y_new, res), ok = self.step_rule.search(self.loss, self.grad_norm ** 2, trial,
                                                          self.step_hint())
@@ -63,29 +61,28 @@ class AsymmetricGD(AsymmetricGDSetup):
 
     def _begin(self, start):
         U, V = start["U"], start["V"]
-        self._adopt(U, V, self.problem.residual(U, V))
+        self._adopt(U, V, self.problem.residual(U, V, right=V, left=U))
 
-    def _adopt(self, U, V, residual):
-        _, sumsq, E = residual
-        self.U, self.V, self.sumsq = U, V, sumsq
-        self.loss = self.problem.loss(sumsq)
-        self.grad_U = E @ V                               # grad_U f = E V
-        self.grad_V = E.T @ U                             # grad_V f = E^T U
+    def _adopt(self, U, V, res):
+        self.U, self.V, self.sumsq = U, V, res.sumsq
+        self.loss = self.problem.loss(res.sumsq)
+        self.grad_U = res.AV                              # grad_U f = E V
+        self.grad_V = res.AtU                             # grad_V f = E^T U
         self.grad_norm = float(np.sqrt(np.sum(self.grad_U ** 2) + np.sum(self.grad_V ** 2)))
 
     @property
     def factors(self):
         return {"U": self.U, "V": self.V}
 
-    def x(self):
-        return self.U @ self.V.T
+    def lowrank(self):
+        return self.U, self.V
 
     def step(self):
         def trial(eta):
             U_new = self.U - eta * self.grad_U              # simultaneous update
             V_new = self.V - eta * self.grad_V
-            res = self.problem.residual(U_new, V_new)
-            return self.problem.loss(res[1]), (U_new, V_new, res)
+            res = self.problem.residual(U_new, V_new, right=V_new, left=U_new)
+            return self.problem.loss(res.sumsq), (U_new, V_new, res)
 
         eta, _, (U_new, V_new, res), ok = self.step_rule.search(self.loss, self.grad_norm ** 2,
                                                                 trial, self.step_hint())

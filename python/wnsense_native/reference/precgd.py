@@ -18,7 +18,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..solvers._method import Method
-from ..solvers._problem import sym
 from ..solvers.precgd import (RectangularPrecGDSetup, RectangularScaledGDSetup,
                               SymmetricPrecGDSetup, SymmetricScaledGDSetup)
 
@@ -34,11 +33,10 @@ class _PreconditionedGD(Method):
     def _begin(self, factors):
         self._adopt(factors, self._residual(factors))
 
-    def _adopt(self, factors, residual):
-        _, sumsq, Astar_r = residual
-        self.fac, self.sumsq = factors, sumsq
-        self.loss = self.problem.loss(sumsq)
-        self.grads = self._gradients(factors, Astar_r)
+    def _adopt(self, factors, res):
+        self.fac, self.sumsq = factors, res.sumsq
+        self.loss = self.problem.loss(res.sumsq)
+        self.grads = self._gradients(res)
         self.grad_norm = float(np.sqrt(sum(np.sum(g ** 2) for g in self.grads.values())))
 
     @property
@@ -57,7 +55,7 @@ class _PreconditionedGD(Method):
         def trial(eta):
             new = {k: F - eta * direction[k] for k, F in self.fac.items()}
             res = self._residual(new)
-            return self.problem.loss(res[1]), (new, res)
+            return self.problem.loss(res.sumsq), (new, res)
 
         eta, _, (new, res), ok = self.step_rule.search(self.loss, slope, trial,
                                                        self.step_hint())
@@ -70,28 +68,28 @@ class _Symmetric(_PreconditionedGD):
     PARTNER = {"Y": "Y"}
 
     def _residual(self, f):
-        return self.problem.residual(f["Y"], f["Y"])
+        return self.problem.residual(f["Y"], f["Y"], right=f["Y"])
 
     @staticmethod
-    def _gradients(f, Astar_r):
-        return {"Y": sym(Astar_r) @ f["Y"]}                 # grad_Y f = S Y
+    def _gradients(res):
+        return {"Y": res.AV}                                # grad_Y f = S Y
 
-    def x(self):
-        return self.fac["Y"] @ self.fac["Y"].T
+    def lowrank(self):
+        return self.fac["Y"], self.fac["Y"]
 
 
 class _Rectangular(_PreconditionedGD):
     PARTNER = {"U": "V", "V": "U"}
 
     def _residual(self, f):
-        return self.problem.residual(f["U"], f["V"])
+        return self.problem.residual(f["U"], f["V"], right=f["V"], left=f["U"])
 
     @staticmethod
-    def _gradients(f, E):
-        return {"U": E @ f["V"], "V": E.T @ f["U"]}           # grad_U = E V, grad_V = E^T U
+    def _gradients(res):
+        return {"U": res.AV, "V": res.AtU}                  # grad_U = E V, grad_V = E^T U
 
-    def x(self):
-        return self.fac["U"] @ self.fac["V"].T
+    def lowrank(self):
+        return self.fac["U"], self.fac["V"]
 
 
 class SymmetricPrecGD(SymmetricPrecGDSetup, _Symmetric):

@@ -79,16 +79,16 @@ class WNRGD(WNRGDSetup):
     retract = staticmethod(retract)  # the numpy retractions; the iteration is the setup's
 
     # -- the model and its gradients ---------------------------------------------------------
-    def _set_iterate(self, X, Theta, r, sumsq, Astar_r):
-        """Adopt (X, Theta) with its residual ``r``, ``||r||^2`` and ``A*(r)``."""
-        self.X, self.Theta, self.sumsq = X, Theta, sumsq
-        self.loss = self.problem.loss(sumsq)                       # 1/4 ||A(Z) - y||^2
-        self.S = sym(Astar_r)                                      # S = sym(A*(A(Z) - y))
-        grad_X = self.S @ X @ Theta                                # grad_X f = S X Theta
-        grad_Theta = 0.5 * X.T @ self.S @ X                        # grad_Theta f = 1/2 X^T S X
+    def _set_iterate(self, X, Theta, res):
+        """Adopt (X, Theta) with its pass: ``||r||^2`` and ``S X``, S = sym(A*(A(Z) - y))."""
+        self.X, self.Theta, self.sumsq = X, Theta, res.sumsq
+        self.loss = self.problem.loss(res.sumsq)                   # 1/4 ||A(Z) - y||^2
+        self.SX = res.AV                                           # S X
+        grad_X = self.SX @ Theta                                   # grad_X f = S X Theta
+        grad_Theta = 0.5 * X.T @ self.SX                           # grad_Theta f = 1/2 X^T S X
         self.G = tangent_projection(X, grad_X)                     # Riemannian gradient
         # step 1: the Euclidean direction gradient Gt (S X in the preconditioned variant)
-        self.Gt = self.S @ X if self.preconditioned else grad_X
+        self.Gt = self.SX if self.preconditioned else grad_X
         # step 2: its tangent projection, the search direction of polar / QR
         self.G_dir = tangent_projection(X, self.Gt) if self.preconditioned else self.G
         self.grad_norm = float(np.sqrt(np.sum(self.G ** 2) + np.sum(grad_Theta ** 2)))

@@ -29,10 +29,11 @@ class RectangularWNRGD(RectangularWNRGDSetup):
 
     retract = staticmethod(retract)  # the numpy retractions; the iteration is the setup's
 
-    def _set_iterate(self, XL, Theta, XR, r, sumsq, E):
-        self.XL, self.Theta, self.XR, self.sumsq, self.E = XL, Theta, XR, sumsq, E
-        self.loss = self.problem.loss(sumsq)                       # 1/2 ||A(Z) - y||^2
-        EXR, EtXL = E @ XR, E.T @ XL
+    def _set_iterate(self, XL, Theta, XR, res):
+        self.XL, self.Theta, self.XR, self.sumsq = XL, Theta, XR, res.sumsq
+        self.loss = self.problem.loss(res.sumsq)                   # 1/2 ||A(Z) - y||^2
+        EXR, EtXL = res.AV, res.AtU                                # E X_R, E^T X_L
+        self.EXR = EXR
         grad_L = EXR @ Theta.T                                     # grad_XL f = E X_R Theta^T
         grad_R = EtXL @ Theta                                      # grad_XR f = E^T X_L Theta
         grad_Theta = XL.T @ EXR                                    # grad_Theta f = X_L^T E X_R

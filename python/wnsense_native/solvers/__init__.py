@@ -1,6 +1,8 @@
 """Native solvers and :func:`solve`, the library's one entry point."""
 from __future__ import annotations
 
+import numpy as np
+
 from .._blas import single_threaded_blas
 from ._frontend import solve_with
 from .column_wn import column_wn_for
@@ -26,8 +28,21 @@ NATIVE_METHODS = {
 }
 
 
+def _contiguous(a):
+    return None if a is None else np.ascontiguousarray(a)
+
+
 def _native_residual(op, y, n_threads):
-    return lambda L, R, with_gradient: op._residual(L, R, y, with_gradient, n_threads)
+    """The oracle ``fn(L, R, measured, right, left)`` of :class:`~._problem.Problem`: the
+    operator's own pass (``op._prepare(y)`` once, then ``op._residual`` per pass)."""
+    prepared = op._prepare(y)
+
+    def residual(L, R, measured, right, left):
+        return op._residual(np.ascontiguousarray(L), np.ascontiguousarray(R),
+                            prepared if measured else None, _contiguous(right),
+                            _contiguous(left), n_threads)
+
+    return residual
 
 
 def solve(op, y, rank, *, method="wn_rgd", max_iter=1000, tol=1e-10, step_size=None, rng=None,

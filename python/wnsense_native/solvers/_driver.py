@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 
+from .._lowrank import lowrank_distance, lowrank_norm
 from ..result import SolveResult
 
 logger = logging.getLogger("wnsense_native")
@@ -18,9 +19,8 @@ EXPLODE_FACTOR = 1e12
 
 
 class _History:
-    def __init__(self, x_true):
-        self.x_true = x_true
-        self.x_true_norm = float(np.linalg.norm(x_true)) if x_true is not None else None
+    def __init__(self, target):
+        self.target = target     # a .._lowrank.Target or None
         self.cols: dict[str, list] = {}
         self.overhead = 0.0  # seconds spent in opt-in diagnostics, kept out of "time"
 
@@ -32,9 +32,8 @@ class _History:
         add("step_size", []).append(method.step_size)
         add("residual_norm", []).append(problem.relative_residual(method.sumsq))
         add("time", []).append(t)
-        if self.x_true is not None:
-            err = np.linalg.norm(method.x() - self.x_true) / max(self.x_true_norm, 1e-300)
-            add("rel_error", []).append(float(err))
+        if self.target is not None:   # from the factors: the model is never formed
+            add("rel_error", []).append(self.target.relative_error(*method.lowrank()))
         for k, v in method.extra_history().items():
             add(k, []).append(v)
         if method.diagnostics is not None:
@@ -64,6 +63,7 @@ def _progress_bar(enabled, total):
 
 def run(method, problem, *, method_name, max_iter, tol, gtol, xtol, max_time, callback,
         x_true, progress=False) -> SolveResult:
+    """Drive ``method`` to a stop; ``x_true`` is a :class:`~.._lowrank.Target` or None."""
     t_start = time.perf_counter()
     history = _History(x_true)
     method.set_reference(x_true)
@@ -85,7 +85,7 @@ def run(method, problem, *, method_name, max_iter, tol, gtol, xtol, max_time, ca
             if reason:
                 break
             before = method.snapshot()
-            x_before = method.x() if xtol > 0 else None
+            before_lowrank = method.lowrank() if xtol > 0 else None
             ok = method.step()
             if not math.isfinite(method.loss) or method.loss > explode:
                 method.restore(before)
@@ -99,8 +99,8 @@ def run(method, problem, *, method_name, max_iter, tol, gtol, xtol, max_time, ca
             if not ok:
                 reason = "step_failed"
             elif xtol > 0:
-                change = np.linalg.norm(method.x() - x_before)
-                if change <= xtol * max(np.linalg.norm(x_before), 1e-300):
+                change = lowrank_distance(*method.lowrank(), *before_lowrank)
+                if change <= xtol * max(lowrank_norm(*before_lowrank), 1e-300):
                     reason = "xtol"
             if callback is not None and reason is None:
                 try:
@@ -112,15 +112,16 @@ def run(method, problem, *, method_name, max_iter, tol, gtol, xtol, max_time, ca
             bar.close()
     elapsed = time.perf_counter() - t_start
     result = SolveResult.finished(
-        reason, x=method.x(), fun=float(method.loss), nit=nit, nfev=problem.nfev,
-        method=method_name,
+        reason, fun=float(method.loss), nit=nit, nfev=problem.nfev, method=method_name,
         factors={k: np.array(v) for k, v in method.factors.items()},
         residual_norm=problem.relative_residual(method.sumsq), time=elapsed,
         history=history.arrays())
+    result.set_lowrank(*(np.array(F) for F in method.lowrank()))   # x formed when read
     logger.info("%s: %s after %d iterations (%.3g s)", method_name, result.message, nit, elapsed)
     return result
 
 
 def _intermediate(method, nit):
-    return SolveResult(x=method.x(), fun=float(method.loss), nit=nit, factors=method.factors,
-                       grad_norm=method.grad_norm, step_size=method.step_size)
+    return SolveResult(fun=float(method.loss), nit=nit, factors=method.factors,
+                       grad_norm=method.grad_norm,
+                       step_size=method.step_size).set_lowrank(*method.lowrank())

@@ -2,8 +2,9 @@
 :func:`wnsense_native.reference.solve` (same signature, same validation, same starting point)."""
 from __future__ import annotations
 
+from .._lowrank import Target
 from .._random import as_generator
-from .._validation import as_matrix, as_vector, check_choice, check_float, check_int, check_threads
+from .._validation import as_vector, check_choice, check_float, check_int, check_threads
 from ..operators import SensingOperator
 from ._driver import run
 from ._problem import Problem
@@ -30,7 +31,7 @@ def solve_with(registry, make_residual_fn, op, y, rank, *, method="wn_rgd", max_
     if step_size is not None:
         step_size = check_float("step_size", step_size, minimum=0.0, strict_minimum=True)
     if x_true is not None:
-        x_true = as_matrix("x_true", x_true, (d1, d2))
+        x_true = Target(x_true, (d1, d2))      # a dense array or factors (U, V)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
     n_threads = check_threads(n_threads)

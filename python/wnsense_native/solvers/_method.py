@@ -45,8 +45,15 @@ class Method:
         """Evaluate the residual at the starting factors and adopt them as the iterate."""
         raise NotImplementedError
 
-    def x(self) -> np.ndarray:
+    def lowrank(self) -> tuple:
+        """The iterate as thin factors ``(L, R)`` with ``Z = L R^T``: what the history, the
+        stopping rules and the result use (the driver never forms ``Z``)."""
         raise NotImplementedError
+
+    def x(self) -> np.ndarray:
+        """The iterate ``Z`` as a dense ``d1 x d2`` array (for tests and small problems)."""
+        L, R = self.lowrank()
+        return L @ R.T
 
     def step(self) -> bool:
         """One iteration; returns False when the step-size search failed to decrease the loss."""
@@ -69,7 +76,8 @@ class Method:
     diagnostics = None
 
     def set_reference(self, x_true) -> None:
-        """Driver hook, called once before the first iteration with ``x_true`` (or None)."""
+        """Driver hook, called once before the first iteration with the ground truth (a
+        :class:`~.._lowrank.Target`) or None."""
         if self.diagnostics is not None:
             self.diagnostics.set_reference(x_true)
 

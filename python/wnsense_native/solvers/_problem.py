@@ -7,10 +7,13 @@ import numpy as np
 class Problem:
     """The measured problem ``y = A(Z*)`` as the solvers see it.
 
-    ``residual(L, R, with_gradient)`` evaluates, for the model ``Z = L R^T``, the residual
-    ``r = A(Z) - y``, ``||r||^2`` and (optionally) ``A*(r)`` in one pass over the sensing data, and
-    counts the passes in ``nfev``. The oracle is the native operator for :func:`wnsense_native.solve`
-    and a numpy one for :func:`wnsense_native.reference.solve`.
+    ``residual(L, R, right, left)`` makes one pass of the thin-factor protocol at the model
+    ``Z = L R^T`` (see :mod:`wnsense_native.operators`): it returns a ``ResidualPass`` with
+    ``||r||^2`` for ``r = A(Z) - y`` and the requested thin products ``A*(r) @ right`` and
+    ``A*(r)^T @ left`` (``sym(A*(r))`` on both sides in the symmetric family), and counts the pass
+    in ``nfev``. ``normal_products`` is the same pass with zero measurements (``A*(A(Z))``
+    products: the Hessian diagnostics). The oracle is the native operator for
+    :func:`wnsense_native.solve` and a numpy one for :func:`wnsense_native.reference.solve`.
     """
 
     def __init__(self, op, y: np.ndarray, residual_fn):
@@ -24,9 +27,13 @@ class Problem:
         self.nfev = 0
         self._residual_fn = residual_fn
 
-    def residual(self, L, R, with_gradient=True):
+    def residual(self, L, R, right=None, left=None):
         self.nfev += 1
-        return self._residual_fn(L, R, with_gradient)
+        return self._residual_fn(L, R, True, right, left)
+
+    def normal_products(self, L, R, right=None, left=None):
+        self.nfev += 1
+        return self._residual_fn(L, R, False, right, left)
 
     def loss(self, sumsq: float) -> float:
         return self.loss_factor * sumsq

@@ -59,11 +59,8 @@ class ColumnWN(ColumnWNSetup, _FactorizedGD):
     ``init_scale`` (default 1e-3). Records ``min_column_norm = min_j ||w_j||``."""
 
     _model = staticmethod(ColumnNormalized.model)
+    _probes = staticmethod(ColumnNormalized.probes)
     _gradients = staticmethod(ColumnNormalized.gradient)
-
-    def x(self):
-        Y = ColumnNormalized.model(self.fac)[0]
-        return Y @ Y.T
 
 
 def require_symmetric(symmetric: bool) -> None:

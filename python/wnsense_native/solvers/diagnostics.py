@@ -33,15 +33,16 @@ recorded in ``res.history`` (1-D float arrays, one entry per iteration, entry 0 
 Methods record their own cheap quantities always: ``imbalance`` (asymmetric factorized methods),
 ``min_column_norm`` (column-wise WN).
 
-The Hessian-vector product is analytic, through the operator: with ``Z = phi(p)``,
-``grad f(p) = g(p, A*(r))`` (``g`` linear in its second argument), so
+The Hessian-vector product is analytic, through the operator's thin-factor passes: with
+``Z = phi(p)``, ``grad f(p) = g(p, A*(r))`` (``g`` linear in its second argument, and using
+``A*(r)`` only through products with thin matrices), so
 
     Hess f(p)[D] = g(p, A*(A(J_p D))) + D_p g(p, G)[D] |_{G = A*(r) fixed},
 
-one pass over the sensing data per product (``J_p D`` is a thin ``L R^T`` product). ``A*(A(W))``
-is ``A*(A(W) - y) - A*(-y)``, both from the solver's residual oracle, with ``W`` rescaled to the
-size of ``y`` so that the difference loses no digits. Diagnostics passes are counted in ``nfev``
-(they are real passes over the data) but excluded from ``history["time"]``.
+two passes over the sensing data per product: one at the thin ``J_p D = L R^T`` with zero
+measurements (the products of ``A*(A(J_p D))``), one at the point for the products of ``A*(r)``
+with the ``D``-dependent probes. Nothing ``d1 x d2`` is formed. Diagnostics passes are counted in
+``nfev`` (they are real passes over the data) but excluded from ``history["time"]``.
 """
 from __future__ import annotations
 
@@ -67,16 +68,20 @@ HESSIAN_TOL = 1e-10
 
 
 # ---------------------------------------------------------------------------------------------
-# the parameterizations: model Z = L R^T, gradient of the loss from A*(r), and their derivatives
+# the parameterizations: model Z = L R^T, gradient of the loss from thin products of A*(r), and
+# their derivatives
 
 class _Model:
-    """One parameterization ``p -> Z`` (keys of ``res.factors``).
+    """One parameterization ``p -> Z`` (keys of ``res.factors``), in the thin-factor protocol.
 
-    ``model(p) -> (L, R)`` with ``Z = L R^T``; ``gradient(p, G)`` the Euclidean gradient of the
-    problem's loss given ``G = A*(A(Z) - y)`` (linear in ``G``); ``model_jvp(p, D) -> (L, R)``
-    with ``dZ = L R^T`` the derivative along ``D``; ``gradient_jvp(p, D, G)`` the derivative of
-    ``gradient(p, G)`` in ``p`` along ``D`` at fixed ``G``. ``stiefel``: factors on a Stiefel
-    manifold; ``symmetric_factors``: factors restricted to symmetric matrices.
+    ``model(p) -> (L, R)`` with ``Z = L R^T``. ``probes(p) -> (right, left)``: the thin matrices
+    the gradient needs products with; ``gradient(p, AV, AtU)`` the Euclidean gradient of the
+    problem's loss from ``AV = A*(r) @ right`` and ``AtU = A*(r)^T @ left`` (``sym(A*(r))`` in the
+    symmetric family; linear in ``A*(r)``). ``model_jvp(p, D) -> (L, R)`` with ``dZ = L R^T`` the
+    derivative along ``D``; ``jvp_probes(p, D)`` and ``gradient_jvp(p, D, AV, AtU)`` the
+    derivative of the gradient in ``p`` along ``D`` at fixed ``A*(r)``, from the products of
+    ``A*(r)`` with those probes. ``stiefel``: factors on a Stiefel manifold;
+    ``symmetric_factors``: factors restricted to symmetric matrices.
     """
 
     names: tuple = ()
@@ -89,7 +94,11 @@ class _Model:
         raise NotImplementedError
 
     @staticmethod
-    def gradient(p, G):
+    def probes(p):
+        raise NotImplementedError
+
+    @staticmethod
+    def gradient(p, AV, AtU):
         raise NotImplementedError
 
     @staticmethod
@@ -97,7 +106,11 @@ class _Model:
         raise NotImplementedError
 
     @staticmethod
-    def gradient_jvp(p, D, G):
+    def jvp_probes(p, D):
+        raise NotImplementedError
+
+    @staticmethod
+    def gradient_jvp(p, D, AV, AtU):
         raise NotImplementedError
 
 
@@ -111,8 +124,12 @@ class SymmetricFactor(_Model):
         return p["Y"], p["Y"]
 
     @staticmethod
-    def gradient(p, G):
-        return {"Y": sym(G) @ p["Y"]}
+    def probes(p):
+        return p["Y"], None
+
+    @staticmethod
+    def gradient(p, SY, _):
+        return {"Y": SY}
 
     @staticmethod
     def model_jvp(p, D):       # dZ = D Y^T + Y D^T
@@ -120,8 +137,12 @@ class SymmetricFactor(_Model):
         return np.hstack([DY, Y]), np.hstack([Y, DY])
 
     @staticmethod
-    def gradient_jvp(p, D, G):
-        return {"Y": sym(G) @ D["Y"]}
+    def jvp_probes(p, D):
+        return D["Y"], None
+
+    @staticmethod
+    def gradient_jvp(p, D, SDY, _):
+        return {"Y": SDY}
 
 
 class AsymmetricFactor(_Model):
@@ -134,16 +155,24 @@ class AsymmetricFactor(_Model):
         return p["U"], p["V"]
 
     @staticmethod
-    def gradient(p, G):
-        return {"U": G @ p["V"], "V": G.T @ p["U"]}
+    def probes(p):
+        return p["V"], p["U"]
+
+    @staticmethod
+    def gradient(p, EV, EtU):
+        return {"U": EV, "V": EtU}
 
     @staticmethod
     def model_jvp(p, D):       # dZ = D_U V^T + U D_V^T
         return np.hstack([D["U"], p["U"]]), np.hstack([p["V"], D["V"]])
 
     @staticmethod
-    def gradient_jvp(p, D, G):
-        return {"U": G @ D["V"], "V": G.T @ D["U"]}
+    def jvp_probes(p, D):
+        return D["V"], D["U"]
+
+    @staticmethod
+    def gradient_jvp(p, D, EDV, EtDU):
+        return {"U": EDV, "V": EtDU}
 
 
 class WeightNormalized(_Model):
@@ -158,10 +187,12 @@ class WeightNormalized(_Model):
         return p["X"] @ p["Theta"], p["X"]
 
     @staticmethod
-    def gradient(p, G):
-        X, S = p["X"], sym(G)
-        SX = S @ X
-        return {"X": SX @ p["Theta"], "Theta": 0.5 * (X.T @ SX)}
+    def probes(p):
+        return p["X"], None
+
+    @staticmethod
+    def gradient(p, SX, _):
+        return {"X": SX @ p["Theta"], "Theta": 0.5 * (p["X"].T @ SX)}
 
     @staticmethod
     def model_jvp(p, D):       # dZ = (D_X Theta + X D_Theta) X^T + X Theta D_X^T
@@ -169,10 +200,13 @@ class WeightNormalized(_Model):
         return np.hstack([DX @ T + X @ DT, X @ T]), np.hstack([X, DX])
 
     @staticmethod
-    def gradient_jvp(p, D, G):
+    def jvp_probes(p, D):
+        return np.hstack([p["X"], D["X"]]), None
+
+    @staticmethod
+    def gradient_jvp(p, D, products, _):
         X, T, DX, DT = p["X"], p["Theta"], D["X"], D["Theta"]
-        S = sym(G)
-        SX, SDX = S @ X, S @ DX
+        SX, SDX = np.hsplit(products, 2)
         return {"X": SDX @ T + SX @ DT, "Theta": 0.5 * (DX.T @ SX + X.T @ SDX)}
 
 
@@ -188,9 +222,12 @@ class RectangularWeightNormalized(_Model):
         return p["X_L"] @ p["Theta"], p["X_R"]
 
     @staticmethod
-    def gradient(p, G):
-        XL, T, XR = p["X_L"], p["Theta"], p["X_R"]
-        EXR, EtXL = G @ XR, G.T @ XL
+    def probes(p):
+        return p["X_R"], p["X_L"]
+
+    @staticmethod
+    def gradient(p, EXR, EtXL):
+        XL, T = p["X_L"], p["Theta"]
         return {"X_L": EXR @ T.T, "Theta": XL.T @ EXR, "X_R": EtXL @ T}
 
     @staticmethod
@@ -199,10 +236,15 @@ class RectangularWeightNormalized(_Model):
         return np.hstack([D["X_L"] @ T + XL @ D["Theta"], XL @ T]), np.hstack([XR, D["X_R"]])
 
     @staticmethod
-    def gradient_jvp(p, D, G):
-        XL, T, XR = p["X_L"], p["Theta"], p["X_R"]
-        DL, DT, DR = D["X_L"], D["Theta"], D["X_R"]
-        EXR, EtXL, EDR, EtDL = G @ XR, G.T @ XL, G @ DR, G.T @ DL
+    def jvp_probes(p, D):
+        return np.hstack([p["X_R"], D["X_R"]]), np.hstack([p["X_L"], D["X_L"]])
+
+    @staticmethod
+    def gradient_jvp(p, D, right_products, left_products):
+        XL, T = p["X_L"], p["Theta"]
+        DL, DT = D["X_L"], D["Theta"]
+        EXR, EDR = np.hsplit(right_products, 2)
+        EtXL, EtDL = np.hsplit(left_products, 2)
         return {"X_L": EDR @ T.T + EXR @ DT.T,
                 "Theta": DL.T @ EXR + XL.T @ EDR,
                 "X_R": EtDL @ T + EtXL @ DT}
@@ -229,9 +271,12 @@ class ColumnNormalized(_Model):
         return Y, Y
 
     @classmethod
-    def gradient(cls, p, G):
-        V, c, Y = cls.parts(p)
-        H = sym(G) @ Y
+    def probes(cls, p):
+        return cls.parts(p)[2], None
+
+    @classmethod
+    def gradient(cls, p, H, _):
+        V, c, _Y = cls.parts(p)                         # H = S Y
         gg = np.sum(V * H, axis=0)                      # v_j^T h_j
         return {"W": (H - V * gg) * c, "g": gg.reshape(p["g"].shape)}
 
@@ -248,15 +293,17 @@ class ColumnNormalized(_Model):
         return np.hstack([dY, Y]), np.hstack([Y, dY])
 
     @classmethod
-    def gradient_jvp(cls, p, D, G):
+    def jvp_probes(cls, p, D):
+        return np.hstack([cls.parts(p)[2], cls.factor_jvp(p, D)]), None
+
+    @classmethod
+    def gradient_jvp(cls, p, D, products, _):
         # derivative of (grad_g, grad_W)(w, g; h) with h = S y(w, g) also moving (S fixed)
         W, g = p["W"], p["g"].ravel()
         n = np.sqrt(np.sum(W * W, axis=0))
         V, c = W / n, g / n
-        S = sym(G)
-        H = S @ (V * g)
+        H, dH = np.hsplit(products, 2)                  # S Y, S dY
         DW, dg = D["W"], D["g"].ravel()
-        dH = S @ cls.factor_jvp(p, D)
         dn = np.sum(V * DW, axis=0)                     # d||w_j||
         dV = (DW - V * dn) / n
         dc = (dg - c * dn) / n
@@ -292,25 +339,16 @@ def _norm(a):
 
 class HessianOperator:
     """The (Riemannian, for Stiefel factors) Hessian of the loss at ``factors`` as a linear map
-    on dicts of arrays shaped like the factors; one pass over the sensing data per product plus
-    two at construction (``A*(r)`` at the point and ``A*(-y)``)."""
+    on dicts of arrays shaped like the factors; two passes over the sensing data per product
+    (see the module docstring) plus one at construction (the gradient at the point)."""
 
     def __init__(self, problem, factors):
         self.problem = problem
         self.model = model_for(factors)
         self.p = {k: np.asarray(v, dtype=np.float64) for k, v in factors.items()}
-        self.G = problem.residual(*self.model.model(self.p))[2]                  # A*(r)
-        self.grad = self.model.gradient(self.p, self.G)
-        self.base = problem.residual(np.zeros((problem.d1, 1)), np.zeros((problem.d2, 1)))[2]
-        self.y_norm = problem.y_norm
-
-    def normal_equations(self, L, R):
-        """``A*(A(L R^T))`` from the residual oracle, rescaled so nothing cancels."""
-        size = math.sqrt(abs(float(np.sum((L.T @ L) * (R.T @ R)))))     # ||L R^T||_F
-        if size == 0.0:
-            return np.zeros_like(self.G)
-        s = (self.y_norm if self.y_norm > 0 else 1.0) / size
-        return (self.problem.residual(s * L, R)[2] - self.base) / s
+        self.point = self.model.model(self.p)
+        res = problem.residual(*self.point, *self.model.probes(self.p))
+        self.grad = self.model.gradient(self.p, res.AV, res.AtU)
 
     def project(self, D):
         """Onto the tangent space: ``xi - X sym(X^T xi)`` on Stiefel factors, ``sym`` on
@@ -324,11 +362,15 @@ class HessianOperator:
         return out
 
     def euclidean(self, D):
-        """The Euclidean Hessian-vector product of the loss in the parameters."""
-        m = self.model
-        H = m.gradient(self.p, self.normal_equations(*m.model_jvp(self.p, D)))
-        J = m.gradient_jvp(self.p, D, self.G)
-        return {k: H[k] + J[k] for k in self.p}
+        """The Euclidean Hessian-vector product of the loss in the parameters: the gradient's
+        products with ``A*(A(J D))`` (a pass at ``J D`` with zero measurements) plus the
+        derivative of the gradient at fixed ``A*(r)`` (a pass at the point)."""
+        m, p = self.model, self.p
+        res = self.problem.normal_products(*m.model_jvp(p, D), *m.probes(p))
+        H = m.gradient(p, res.AV, res.AtU)
+        res = self.problem.residual(*self.point, *m.jvp_probes(p, D))
+        J = m.gradient_jvp(p, D, res.AV, res.AtU)
+        return {k: H[k] + J[k] for k in p}
 
     def __call__(self, D):
         H = self.euclidean(D)
@@ -390,14 +432,6 @@ def hessian_top_eigenvalue(problem, factors, *, v0=None, shift=0.0, max_iter=HES
 # ---------------------------------------------------------------------------------------------
 # the recorder a method carries
 
-def _subspaces(x_true):
-    U, s, Vt = np.linalg.svd(x_true)
-    rank = int(np.sum(s > s[0] * 1e-10)) if s.size and s[0] > 0 else 0
-    if rank == 0:
-        raise ValueError("diagnostics='alignment' needs a nonzero x_true")
-    return U[:, :rank], Vt[:rank].T
-
-
 def _cosines(U_star, F):
     Q = np.linalg.qr(F)[0]
     return np.linalg.svd(U_star.T @ Q, compute_uv=False)
@@ -422,7 +456,7 @@ class Diagnostics:
         if "alignment" in self.names:
             if x_true is None:
                 raise ValueError("diagnostics='alignment' needs x_true (the ground truth)")
-            self.subspaces = _subspaces(np.asarray(x_true, dtype=np.float64))
+            self.subspaces = x_true.singular_subspaces()
 
     def record(self, method) -> dict:
         p, out = method.factors, {}

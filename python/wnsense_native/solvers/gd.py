@@ -7,7 +7,7 @@ Asymmetric (Soltanolkotabi, Stoger, Xie 2023):  U+ = U - eta E V,  V+ = V - eta 
     small init U_0, V_0 = alpha N(0,1) / sqrt(r); imbalanced init (alpha, alpha/3) on request.
 
 Each iteration streams the sensing data once: the trial point's residual pass yields the
-gradient of the next iteration.
+gradient of the next iteration (its thin products ``S Y``, or ``E V`` and ``E^T U``).
 """
 from __future__ import annotations
 
@@ -89,21 +89,29 @@ class AsymmetricGDSetup(FactorizedSetup):
 # -- the native iteration ----------------------------------------------------------------------
 
 class _FactorizedGD(Method):
-    """Shared loop of the factorized methods: subclasses define the model (``_model``), the
-    gradient from ``A*(r)`` (``_gradients``) and the update (``_update``)."""
+    """Shared loop of the factorized methods: subclasses define the model (``_model``), the thin
+    matrices its gradient needs products with (``_probes``), the gradient from those products
+    (``_gradients``) and the update (``_update``)."""
 
     def _begin(self, factors):
-        self._adopt(factors, *self.problem.residual(*self._model(factors)))
+        self._adopt(factors, self._pass(factors))
 
-    def _adopt(self, factors, r, sumsq, G):
-        self.fac, self.sumsq = factors, sumsq
-        self.loss = self.problem.loss(sumsq)
-        self.grads = self._gradients(factors, G)
+    def _pass(self, factors):
+        """One pass at the model of ``factors``, with the products its gradient needs."""
+        return self.problem.residual(*self._model(factors), *self._probes(factors))
+
+    def _adopt(self, factors, res):
+        self.fac, self.sumsq = factors, res.sumsq
+        self.loss = self.problem.loss(res.sumsq)
+        self.grads = self._gradients(factors, res.AV, res.AtU)
         self.grad_norm = float(np.sqrt(sum(np.sum(g ** 2) for g in self.grads.values())))
 
     @property
     def factors(self):
         return self.fac
+
+    def lowrank(self):
+        return self._model(self.fac)
 
     def step(self):
         def trial(eta):
@@ -113,7 +121,7 @@ class _FactorizedGD(Method):
         eta, _, (new, res), ok = self.step_rule.search(self.loss, self.grad_norm ** 2, trial,
                                                        self.step_hint())
         self.step_size = eta
-        self._adopt(new, *res)
+        self._adopt(new, res)
         return ok
 
     def _update(self, eta):
@@ -121,8 +129,8 @@ class _FactorizedGD(Method):
 
 
 def _evaluate(method, factors):
-    res = method.problem.residual(*method._model(factors))
-    return method.problem.loss(res[1]), (factors, res)
+    res = method._pass(factors)
+    return method.problem.loss(res.sumsq), (factors, res)
 
 
 class SymmetricGD(SymmetricGDSetup, _FactorizedGD):
@@ -130,10 +138,8 @@ class SymmetricGD(SymmetricGDSetup, _FactorizedGD):
 
     # Z = Y Y^T and grad_Y f = S Y: the parameterization the diagnostics use
     _model = staticmethod(SymmetricFactor.model)
+    _probes = staticmethod(SymmetricFactor.probes)
     _gradients = staticmethod(SymmetricFactor.gradient)
-
-    def x(self):
-        return self.fac["Y"] @ self.fac["Y"].T
 
 
 class AsymmetricGD(AsymmetricGDSetup, _FactorizedGD):
@@ -143,10 +149,8 @@ class AsymmetricGD(AsymmetricGDSetup, _FactorizedGD):
 
     # Z = U V^T, grad_U f = E V, grad_V f = E^T U: the parameterization the diagnostics use
     _model = staticmethod(AsymmetricFactor.model)
+    _probes = staticmethod(AsymmetricFactor.probes)
     _gradients = staticmethod(AsymmetricFactor.gradient)
-
-    def x(self):
-        return self.fac["U"] @ self.fac["V"].T
 
 
 def gd_for(symmetric: bool):

@@ -146,7 +146,7 @@ class _Preconditioned:
         eta, _, (new, res), ok = self.step_rule.search(self.loss, slope, trial,
                                                        self.step_hint())
         self.step_size = eta
-        self._adopt(new, *res)
+        self._adopt(new, res)
         return ok
 
 

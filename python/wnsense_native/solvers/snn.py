@@ -43,7 +43,8 @@ Step size: a number is the paper's constant learning rate (plain GD); ``step_siz
 library's Armijo backtracking along the full parameter gradient (first trial ``m / ||y||^2``).
 
 Native work per iteration: one forward pass (the SVDs and spectral activations, C++), one fused
-residual + adjoint pass over the sensing data at ``X`` (``problem.residual(X, I)``), one backward
+residual + adjoint pass over the sensing data at ``X`` (``problem.residual(X, I, right=I)``:
+the network output is itself d x d, so its gradient ``A*(r)`` is the one dense product), one backward
 pass (C++): the accepted trial's residual and forward tape give the next gradient.
 
 History extras, every iteration: ``nuclear_norm`` (``||X||_*``) and ``effective_rank``
@@ -162,12 +163,12 @@ class SNNBase(SNNSetup):
     def _evaluate(self, params):
         """Forward pass and one residual pass at ``params``: (loss, payload)."""
         X, tape = self._forward(params)
-        if self.problem.symmetric:  # only sym(A_i) counts: <sym(A_i), X> = <A_i, sym(X)>
-            r, sumsq, G = self.problem.residual(sym(X), self._eye, True)
-            G = sym(G)
-        else:
-            r, sumsq, G = self.problem.residual(X, self._eye, True)
-        return sumsq / (2 * self.problem.m), (params, X, tape, sumsq, G)
+        # the network's output is a dense d x d matrix, so its gradient is one: the pass at
+        # Z = X I^T with the product A*(r) @ I (symmetric family: S @ I = sym(A*(r)), and only
+        # sym(A_i) counts: <sym(A_i), X> = <A_i, sym(X)>)
+        Z = sym(X) if self.problem.symmetric else X
+        res = self.problem.residual(Z, self._eye, right=self._eye)
+        return res.sumsq / (2 * self.problem.m), (params, X, tape, res.sumsq, res.AV)
 
     def _adopt(self, params, X, tape, sumsq, G):
         self.params, self.X, self.sumsq = params, X, sumsq
@@ -181,8 +182,8 @@ class SNNBase(SNNSetup):
     def factors(self):
         return self.params
 
-    def x(self):
-        return self.X.copy()
+    def lowrank(self):
+        return self.X, self._eye
 
     def extra_history(self):
         return dict(self._diag)

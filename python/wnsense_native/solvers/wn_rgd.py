@@ -9,7 +9,8 @@ ICLR 2026, Algorithm 1), native path. Read against SPEC section 3.1:
     4. Theta+ = Theta - mu/2 X+^T S(X+, Theta) X+     (magnitude step with the new direction)
 
 Each iteration streams the sensing data twice: once at (X+, Theta) (which also serves as the
-step-size trial), once at (X+, Theta+) (the loss and S for the next iteration).
+step-size trial), once at (X+, Theta+) (the loss and S X+ for the next iteration). Only the thin
+products ``S X`` are used: the operator never hands over a d x d matrix.
 """
 from __future__ import annotations
 
@@ -87,22 +88,27 @@ class WNRGDSetup(Method):
         return lambda: 1.0 / np.linalg.norm(Theta, 2) ** 2
 
     # The iteration is the same for both backends: they differ in ``retract`` (native kernels or
-    # numpy) and in how ``_set_iterate(X, Theta, r, sumsq, G)`` forms the gradients.
+    # numpy) and in how ``_set_iterate(X, Theta, res)`` forms the gradients from the pass ``res``
+    # at (X, Theta), whose thin product ``res.AV`` is ``S X``.
     retract = staticmethod(retract)
 
-    def _set_iterate(self, X, Theta, r, sumsq, G):
+    def _set_iterate(self, X, Theta, res):
         raise NotImplementedError
+
+    def _pass(self, X, Theta):
+        """One pass at ``Z = X Theta X^T`` with the product ``S X`` (all a step needs)."""
+        return self.problem.residual(X @ Theta, X, right=X)
 
     def _begin(self, start):
         X, Theta = start["X"], start["Theta"]
-        self._set_iterate(X, Theta, *self.problem.residual(X @ Theta, X))
+        self._set_iterate(X, Theta, self._pass(X, Theta))
 
     @property
     def factors(self):
         return {"X": self.X, "Theta": self.Theta}
 
-    def x(self):
-        return self.X @ self.Theta @ self.X.T
+    def lowrank(self):
+        return self.X @ self.Theta, self.X
 
     # -- one iteration -----------------------------------------------------------------------
     def step(self):
@@ -110,29 +116,30 @@ class WNRGDSetup(Method):
 
         def trial(eta):  # pass 1: the residual at (X+, Theta), also the step-size test
             X_new = self.retract(self.retraction, self.X, self.G_dir, self.Gt, eta)
-            r, sumsq, G = self.problem.residual(X_new @ Theta, X_new)
-            return self.problem.loss(sumsq), (X_new, G)
+            res = self._pass(X_new, Theta)
+            return self.problem.loss(res.sumsq), (X_new, res.AV)   # S(X+, Theta) X+
 
         # decrease rate of f(., Theta) along the search direction: <grad_X f, G_dir>
         slope = float(np.vdot(self.G, self.G_dir))
         if not np.any(self.G_dir):
             # Theta = 0 (the default start) or an exact critical point: the direction does not
             # move, and the residual at (X, Theta) is the one we already have.
-            eta, ok, X_new, G_mid, loss_mid = 0.0, True, self.X, self.S, self.loss
+            eta, ok, X_new, SX_mid, loss_mid = 0.0, True, self.X, self.SX, self.loss
         else:
-            eta, loss_mid, (X_new, G_mid), ok = self.step_rule.search(self.loss, slope, trial,
-                                                                      self.step_hint())
+            eta, loss_mid, (X_new, SX_mid), ok = self.step_rule.search(self.loss, slope, trial,
+                                                                       self.step_hint())
         self.step_size = eta
-        # magnitude step with the new direction; pass 2: loss and S at the new iterate
-        Delta = X_new.T @ (sym(G_mid) @ X_new)
+        # magnitude step with the new direction, Delta = X+^T S(X+, Theta) X+; pass 2: loss and
+        # S X+ at the new iterate
+        Delta = X_new.T @ SX_mid
 
         def magnitude(mu):
             Theta_new = sym(Theta - 0.5 * mu * Delta)
-            res = self.problem.residual(X_new @ Theta_new, X_new)
-            return self.problem.loss(res[1]), (Theta_new, res)
+            res = self._pass(X_new, Theta_new)
+            return self.problem.loss(res.sumsq), (Theta_new, res)
 
         Theta_new, res = magnitude_search(self.step_rule, loss_mid, self.mu, magnitude)
-        self._set_iterate(X_new, Theta_new, *res)
+        self._set_iterate(X_new, Theta_new, res)
         return ok
 
 
@@ -140,12 +147,11 @@ class WNRGD(WNRGDSetup):
     """Symmetric WN-RGD, native path; options, start and iteration: :class:`WNRGDSetup`."""
 
     # -- state -------------------------------------------------------------------------------
-    def _set_iterate(self, X, Theta, r, sumsq, G):
-        """Adopt (X, Theta) with its residual; precompute the gradients the next step needs."""
-        self.X, self.Theta, self.sumsq = X, Theta, sumsq
-        self.loss = self.problem.loss(sumsq)
-        self.S = sym(G)
-        SX = self.S @ X
+    def _set_iterate(self, X, Theta, res):
+        """Adopt (X, Theta) with its pass; precompute the gradients the next step needs."""
+        self.X, self.Theta, self.sumsq = X, Theta, res.sumsq
+        self.loss = self.problem.loss(res.sumsq)
+        SX = self.SX = res.AV                                   # S X
         self.Gt = SX if self.preconditioned else SX @ Theta
         self.G = _core.tangent_projection(X, np.ascontiguousarray(SX @ Theta))
         self.G_dir = (_core.tangent_projection(X, self.Gt) if self.preconditioned else self.G)

@@ -22,7 +22,8 @@ direction gradients, dropping the ``Theta`` factor; also a project addition), ``
 = theta0 I``, default 0). Start: ``X_L`` then ``X_R`` uniform on their Stiefel manifolds.
 
 Each iteration streams the sensing data twice: at ``(X_L+, Theta, X_R+)`` (also the step-size
-trial) and at ``(X_L+, Theta+, X_R+)`` (loss and ``E`` for the next iteration).
+trial; only ``E X_R+`` is asked for) and at ``(X_L+, Theta+, X_R+)`` (loss, ``E X_R+`` and
+``E^T X_L+`` for the next iteration). Only these thin products are used.
 """
 from __future__ import annotations
 
@@ -50,20 +51,21 @@ class RectangularWNRGDSetup(WNRGDSetup):
         return {"X_L": (problem.d1, rank), "Theta": (rank, rank), "X_R": (problem.d2, rank)}
 
     # The iteration is the same for both backends: they differ in ``retract`` (native kernels or
-    # numpy) and in how ``_set_iterate(XL, Theta, XR, r, sumsq, E)`` forms the gradients.
-    def _set_iterate(self, XL, Theta, XR, r, sumsq, E):
+    # numpy) and in how ``_set_iterate(XL, Theta, XR, res)`` forms the gradients from the pass
+    # ``res`` at (X_L, Theta, X_R), whose thin products are ``E X_R`` and ``E^T X_L``.
+    def _set_iterate(self, XL, Theta, XR, res):
         raise NotImplementedError
 
     def _begin(self, start):
         XL, Theta, XR = start["X_L"], start["Theta"], start["X_R"]
-        self._set_iterate(XL, Theta, XR, *self.problem.residual(XL @ Theta, XR))
+        self._set_iterate(XL, Theta, XR, self.problem.residual(XL @ Theta, XR, XR, XL))
 
     @property
     def factors(self):
         return {"X_L": self.XL, "Theta": self.Theta, "X_R": self.XR}
 
-    def x(self):
-        return self.XL @ self.Theta @ self.XR.T
+    def lowrank(self):
+        return self.XL @ self.Theta, self.XR
 
     # -- one iteration -----------------------------------------------------------------------
     def step(self):
@@ -72,30 +74,32 @@ class RectangularWNRGDSetup(WNRGDSetup):
         def trial(eta):  # pass 1: the residual at (X_L+, Theta, X_R+), also the step-size test
             XL = self.retract(self.retraction, self.XL, self.Gd_L, self.Gt_L, eta)
             XR = self.retract(self.retraction, self.XR, self.Gd_R, self.Gt_R, eta)
-            r, sumsq, E = self.problem.residual(XL @ Theta, XR)
-            return self.problem.loss(sumsq), (XL, XR, E)
+            res = self.problem.residual(XL @ Theta, XR, right=XR)   # E X_R+ is all Delta needs
+            return self.problem.loss(res.sumsq), (XL, XR, res.AV)
 
         # decrease rate of f(., Theta, .) along the search direction
         slope = float(np.sum(self.G_L * self.Gd_L) + np.sum(self.G_R * self.Gd_R))
         if not (np.any(self.Gd_L) or np.any(self.Gd_R)):
             # Theta = 0 (the default start) or a critical point: the directions do not move,
             # and E at (X_L, Theta, X_R) is the one we already have
-            eta, ok, XL, XR, E_mid, loss_mid = 0.0, True, self.XL, self.XR, self.E, self.loss
+            eta, ok, XL, XR, EXR_mid, loss_mid = (0.0, True, self.XL, self.XR, self.EXR,
+                                                  self.loss)
         else:
-            eta, loss_mid, (XL, XR, E_mid), ok = self.step_rule.search(self.loss, slope, trial,
-                                                                       self.step_hint())
+            eta, loss_mid, (XL, XR, EXR_mid), ok = self.step_rule.search(self.loss, slope, trial,
+                                                                         self.step_hint())
         self.step_size = eta
-        # magnitude step with the new directions (mu halved by the safeguarded rule if it would
-        # increase the loss); pass 2: loss and E at the new iterate
-        Delta = XL.T @ E_mid @ XR
+        # magnitude step with the new directions, Delta = X_L+^T E(X_L+, Theta, X_R+) X_R+ (mu
+        # halved by the safeguarded rule if it would increase the loss); pass 2: loss, E X_R+
+        # and E^T X_L+ at the new iterate
+        Delta = XL.T @ EXR_mid
 
         def magnitude(mu):
             Theta_new = Theta - mu * Delta
-            res = self.problem.residual(XL @ Theta_new, XR)
-            return self.problem.loss(res[1]), (Theta_new, res)
+            res = self.problem.residual(XL @ Theta_new, XR, XR, XL)
+            return self.problem.loss(res.sumsq), (Theta_new, res)
 
         Theta_new, res = magnitude_search(self.step_rule, loss_mid, self.mu, magnitude)
-        self._set_iterate(XL, Theta_new, XR, *res)
+        self._set_iterate(XL, Theta_new, XR, res)
         return ok
 
 
@@ -104,12 +108,12 @@ class RectangularWNRGD(RectangularWNRGDSetup):
     docstring). Options: ``retraction``, ``mu`` (1.0), ``preconditioned``, ``theta0``."""
 
     # -- state -------------------------------------------------------------------------------
-    def _set_iterate(self, XL, Theta, XR, r, sumsq, E):
-        """Adopt ``(X_L, Theta, X_R)`` with its residual; precompute the step's gradients."""
-        self.XL, self.Theta, self.XR, self.sumsq = XL, Theta, XR, sumsq
-        self.loss = self.problem.loss(sumsq)
-        self.E = E
-        EXR, EtXL = E @ XR, E.T @ XL
+    def _set_iterate(self, XL, Theta, XR, res):
+        """Adopt ``(X_L, Theta, X_R)`` with its pass; precompute the step's gradients."""
+        self.XL, self.Theta, self.XR, self.sumsq = XL, Theta, XR, res.sumsq
+        self.loss = self.problem.loss(res.sumsq)
+        EXR, EtXL = res.AV, res.AtU                              # E X_R, E^T X_L
+        self.EXR = EXR
         grad_L, grad_R = _c(EXR @ Theta.T), _c(EtXL @ Theta)
         self.G_L = _core.tangent_projection(XL, grad_L)
         self.G_R = _core.tangent_projection(XR, grad_R)

@@ -1,0 +1,161 @@
+// Bindings for the matrix-free operators: sparse measurements (observed entries, entry sampling,
+// a user's sparse measurement matrix) and rank-one measurements. Every call releases the GIL
+// around native work and checks sizes before any native code touches memory.
+#include <memory>
+
+#include "bindings.hpp"
+#include "structured_sensing.hpp"
+
+namespace wnsense {
+namespace {
+
+using IndexArray = py::array_t<std::int64_t, py::array::c_style>;
+using ValueArray = py::array_t<double, py::array::c_style>;
+
+// The native sparse operator plus the arrays it borrows (kept alive, never copied).
+struct PySparse {
+  IndexArray rows, cols;
+  py::object ptr, vals;  // IndexArray / ValueArray or None
+  std::unique_ptr<SparseMeasurements> core;
+
+  PySparse(Index m, Index d1, Index d2, IndexArray rows_, IndexArray cols_, py::object ptr_,
+           py::object vals_, double scale, bool symmetric)
+      : rows(std::move(rows_)), cols(std::move(cols_)), ptr(std::move(ptr_)),
+        vals(std::move(vals_)) {
+    require(rows.ndim() == 1 && cols.ndim() == 1, "rows and cols must be 1-D");
+    const Index nnz = rows.shape(0);
+    require_length(cols.shape(0), nnz, "cols");
+    const std::int64_t* p = nullptr;
+    const double* v = nullptr;
+    if (!ptr.is_none()) {
+      auto a = py::cast<IndexArray>(ptr);
+      require(a.ndim() == 1, "indptr must be 1-D");
+      require_length(a.shape(0), m + 1, "indptr");
+      ptr = a;
+      p = a.data();
+    }
+    if (!vals.is_none()) {
+      auto a = py::cast<ValueArray>(vals);
+      require(a.ndim() == 1, "values must be 1-D");
+      require_length(a.shape(0), nnz, "values");
+      vals = a;
+      v = a.data();
+    }
+    const std::int64_t* r = rows.data();
+    const std::int64_t* c = cols.data();
+    py::gil_scoped_release release;
+    core = std::make_unique<SparseMeasurements>(m, d1, d2, nnz, p, r, c, v, scale, symmetric);
+  }
+
+  py::tuple residual(MatrixArg L, MatrixArg R, const py::object& y_, const py::object& right,
+                     const py::object& left, int n_threads) {
+    const auto& S = *core;
+    require_shape(L, S.d1(), L.cols(), "L");
+    require_shape(R, S.d2(), L.cols(), "R");
+    Optional<VectorArg> y(y_, "y");
+    if (y.present) require_length(y.get().size(), S.m(), "y");
+    Products pr(right, left, S.d2(), S.d1(), S.symmetric());
+    py::array_t<double> r(S.m());
+    RowMatrixXd AV, AtU;
+    double sumsq;
+    {
+      py::gil_scoped_release release;
+      sumsq = S.residual(L, R, y.data_or_null(), r.mutable_data(), pr.req, &AV, &AtU, n_threads);
+    }
+    return py::make_tuple(r, sumsq, matrix_or_none(pr.right.present, std::move(AV)),
+                          matrix_or_none(pr.left.present, std::move(AtU)));
+  }
+
+  py::tuple adjoint_products(VectorArg v, const py::object& right, const py::object& left,
+                             int n_threads) {
+    const auto& S = *core;
+    require_length(v.size(), S.m(), "v");
+    Products pr(right, left, S.d2(), S.d1(), S.symmetric());
+    RowMatrixXd AV, AtU;
+    {
+      py::gil_scoped_release release;
+      S.adjoint_products(v.data(), pr.req, &AV, &AtU, n_threads);
+    }
+    return py::make_tuple(matrix_or_none(pr.right.present, std::move(AV)),
+                          matrix_or_none(pr.left.present, std::move(AtU)));
+  }
+
+  py::array_t<double> forward(MatrixArg Z) {
+    require_shape(Z, core->d1(), core->d2(), "Z");
+    py::array_t<double> out(core->m());
+    double* o = out.mutable_data();
+    py::gil_scoped_release release;
+    core->forward_dense(Z, o);
+    return out;
+  }
+
+  py::array_t<double> adjoint(VectorArg v) {
+    require_length(v.size(), core->m(), "v");
+    py::array_t<double> out({core->d1(), core->d2()});
+    Eigen::Map<RowMatrixXd> G(out.mutable_data(), core->d1(), core->d2());
+    py::gil_scoped_release release;
+    core->adjoint_dense(v.data(), G);
+    return out;
+  }
+};
+
+py::tuple rank_one_residual_py(MatrixArg A, double scale, MatrixArg L, MatrixArg R,
+                               const py::object& y_, const py::object& right,
+                               const py::object& left, int n_threads) {
+  const Index d = A.cols();
+  require_shape(L, d, L.cols(), "L");
+  require_shape(R, d, L.cols(), "R");
+  Optional<VectorArg> y(y_, "y");
+  if (y.present) require_length(y.get().size(), A.rows(), "y");
+  Products pr(right, left, d, d, true);
+  py::array_t<double> r(A.rows());
+  RowMatrixXd AV, AtU;
+  double sumsq;
+  {
+    py::gil_scoped_release release;
+    sumsq = rank_one_residual(A, scale, L, R, y.data_or_null(), r.mutable_data(), pr.req, &AV,
+                              &AtU, n_threads);
+  }
+  return py::make_tuple(r, sumsq, matrix_or_none(pr.right.present, std::move(AV)),
+                        matrix_or_none(pr.left.present, std::move(AtU)));
+}
+
+py::array_t<double> rank_one_adjoint_py(MatrixArg A, double scale, VectorArg v) {
+  require_length(v.size(), A.rows(), "v");
+  const Index d = A.cols();
+  py::array_t<double> out({d, d});
+  Eigen::Map<RowMatrixXd> G(out.mutable_data(), d, d);
+  py::gil_scoped_release release;
+  rank_one_adjoint(A, scale, v.data(), G);
+  return out;
+}
+
+}  // namespace
+
+void bind_structured(py::module_& m) {
+  py::class_<PySparse>(m, "SparseMeasurements",
+                       "Sparse measurements M_i = sum_t vals[t] e_{rows[t]} e_{cols[t]}^T over the\n"
+                       "nonzeros t in [indptr[i], indptr[i+1]) (indptr None: one per measurement;\n"
+                       "values None: every value is `scale`), symmetrized when `symmetric`.")
+      .def(py::init<Index, Index, Index, IndexArray, IndexArray, py::object, py::object, double,
+                    bool>(),
+           py::arg("m"), py::arg("d1"), py::arg("d2"), py::arg("rows").noconvert(),
+           py::arg("cols").noconvert(), py::arg("indptr") = py::none(),
+           py::arg("values") = py::none(), py::arg("scale") = 1.0, py::arg("symmetric") = false)
+      .def("residual", &PySparse::residual, py::arg("L").noconvert(), py::arg("R").noconvert(),
+           py::arg("y"), py::arg("right"), py::arg("left"), py::arg("n_threads") = 0,
+           "(r, ||r||^2, A*(r) @ right or None, A*(r)^T @ left or None) for Z = L R^T.")
+      .def("adjoint_products", &PySparse::adjoint_products, py::arg("v").noconvert(),
+           py::arg("right"), py::arg("left"), py::arg("n_threads") = 0)
+      .def("forward", &PySparse::forward, py::arg("Z").noconvert())
+      .def("adjoint", &PySparse::adjoint, py::arg("v").noconvert())
+      .def_property_readonly("nnz", [](const PySparse& s) { return s.core->nnz(); });
+  m.def("rank_one_residual", &rank_one_residual_py, py::arg("A").noconvert(), py::arg("scale"),
+        py::arg("L").noconvert(), py::arg("R").noconvert(), py::arg("y"), py::arg("right"),
+        py::arg("left"), py::arg("n_threads") = 0,
+        "(r, ||r||^2, S @ right or None, S @ left or None) for M_i = scale a_i a_i^T, Z = L R^T.");
+  m.def("rank_one_adjoint", &rank_one_adjoint_py, py::arg("A").noconvert(), py::arg("scale"),
+        py::arg("v").noconvert());
+}
+
+}  // namespace wnsense
