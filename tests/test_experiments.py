@@ -19,11 +19,10 @@ HAVE_MPL = importlib.util.find_spec("matplotlib") is not None
 HAVE_SKIMAGE = importlib.util.find_spec("skimage") is not None
 
 
-def run(name, tmp_path, **params):
+def run(name, tmp_path, plot=HAVE_MPL, **params):
     """Run at a tiny size, single-threaded (tiny problems are latency-bound), with a plot when
-    matplotlib is there."""
-    return run_experiment(name, out=tmp_path, plot=HAVE_MPL, verbose=False, n_threads=1,
-                          **params)
+    matplotlib is there (unless ``plot=False``)."""
+    return run_experiment(name, out=tmp_path, plot=plot, verbose=False, n_threads=1, **params)
 
 
 def check_files(summary, tmp_path, *, plot=HAVE_MPL):
@@ -157,16 +156,44 @@ def test_saddles_visits_best_rank_l_errors(tmp_path):
     assert s["claim"]["holds"] is True
 
 
-def test_asymmetric_error_grows_with_init_scale(tmp_path):
-    s = run("asymmetric", tmp_path, d1=12, d2=12, m=80, rank=12, alphas=[1e-1, 1e-2, 1e-3],
-            max_iter=3000)
+def test_asymmetric_fitted_error_proportional_to_init_scale(tmp_path):
+    # the default problem (20 x 20, m = 200, r = 20), the two largest alphas of the default grid,
+    # fitted to a common residual of 1e-4 (the default 1e-5 moves alpha = 0.01's error by 0.5%)
+    s = run("asymmetric", tmp_path, alphas=[1e-1, 1e-2], tol=1e-4)
     rows = check_files(s, tmp_path)
     assert any(r["imbalance"] for r in rows)
-    errs = [result(s, "gd", f"alpha={a:g}")["final_rel_error"] for a in (1e-3, 1e-2, 1e-1)]
-    assert errs[0] < errs[1] < errs[2], errs
-    assert s["claim"]["loglog_slope"]["gd"] > 0.3
-    for growth in s["claim"]["imbalance_growth_relative"].values():
+    claim = s["claim"]
+    assert claim["not_fitted"] == []
+    for a in (1e-1, 1e-2):
+        r = result(s, "gd", f"alpha={a:g}")
+        assert r["stop_reason"] == "tol" and r["final_residual"] <= 1e-4  # fitted
+    errs = [result(s, "gd", f"alpha={a:g}")["final_rel_error"] for a in (1e-2, 1e-1)]
+    assert errs[0] < errs[1]
+    assert 0.7 <= claim["loglog_slope"]["gd"] <= 1.3
+    for growth in claim["imbalance_growth_relative"].values():
         assert max(growth) < 0.01
+    assert claim["holds"] is True
+
+
+def test_asymmetric_runs_that_did_not_fit_are_excluded(tmp_path):
+    # 3,000 iterations fit alpha = 0.1 (about 1,700-2,500 needed) but not alpha = 0.01 (16,000+)
+    s = run("asymmetric", tmp_path, alphas=[1e-1, 1e-2], max_iter=3000, plot=False)
+    claim = s["claim"]
+    assert [a["alpha"] for a in claim["fitted"]["gd"]] == [0.1]
+    assert len(claim["not_fitted"]) == 2 and all("alpha=0.01" in n for n in claim["not_fitted"])
+    assert claim["loglog_slope"] == {}  # one fitted alpha: no slope from unfitted runs
+    assert claim["checks"]["gd_fitted_alphas_span_10x"] is False
+    assert claim["holds"] is False
+
+
+def test_asymmetric_claim_fails_past_the_stable_step(tmp_path):
+    # a constant step of 0.75 fits fast but the imbalance jumps (~20% of ||Z*||) and the error
+    # no longer scales with alpha: the run must say "not shown"
+    s = run("asymmetric", tmp_path, alphas=[1e-1, 1e-2], step_size=0.75, plot=False)
+    claim = s["claim"]
+    assert claim["not_fitted"] == []
+    assert not claim["checks"]["gd_imbalance_growth_at_most_0.01"]
+    assert claim["holds"] is False
 
 
 def test_snn_reproduces_paper_fig2_on_the_general_family(tmp_path):
