@@ -127,14 +127,10 @@ def snn(ctx, *, d, true_rank, m, m_test, noise, widths, init_scale, step_size, m
     the paper's (the notebook's ``test_error``): ``||X - X*||_F / ||X*||_F``; the relative residual
     on the held-out measurements, ``||A_test(X) - y_test|| / ||y_test||``, is reported beside it."""
     import wnsense_native as wn
-    from ..solvers.snn import check_widths, spectral_diagnostics
+    from ..solvers.snn import spectral_diagnostics
 
     if true_rank > d:
         raise ExperimentError(f"--true-rank ({true_rank}) must be <= --d ({d})")
-    try:
-        widths = check_widths(widths)
-    except (TypeError, ValueError) as exc:
-        raise ExperimentError(f"--widths: {exc}") from None
     ctx.thresholds = (1e-1,)
     Xs, A, y, A_test, y_test = snn_paper_data(ctx.rng(0), n=d, rank=true_rank, m=m,
                                               m_test=m_test, noise=noise)
