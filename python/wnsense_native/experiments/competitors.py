@@ -138,10 +138,11 @@ def snn(ctx, *, d, true_rank, m, m_test, noise, widths, init_scale, step_size, m
     ops = {"general": wn.dense_sensing(A, symmetric=False),
            "symmetric": wn.dense_sensing(A, symmetric=True)}
     sym_dof = d * (d + 1) // 2
-    s_true = np.linalg.svd(Xs, compute_uv=False)
+    top = ", ".join(f"{v:.3f}" for v in np.linalg.svd(Xs, compute_uv=False)[:2])
+    eff_rank = spectral_diagnostics(Xs)["effective_rank"]
     ctx.echo(f"SNN paper, Fig. 2: target X* = 100 U U^T / ||100 U U^T||_* with U {d} x "
              f"{true_rank} i.i.d. U(0,1) (rank {true_rank}, nuclear norm 1, top singular values "
-             f"{s_true[0]:.3f}, {s_true[1]:.3f}: nearly rank 1); A_i with i.i.d. N(0, {d}^2) "
+             f"{top}, effective rank {eff_rank:.2f}); A_i with i.i.d. N(0, {d}^2) "
              f"entries, noise {noise:g} on y; {m} training and {m_test} held-out measurements. "
              f"Unknowns: {d * d} for a general X, {sym_dof} for a symmetric X. SNN: constant step "
              f"{step_size:g}, {max_iter} iterations")
@@ -162,18 +163,17 @@ def snn(ctx, *, d, true_rank, m, m_test, noise, widths, init_scale, step_size, m
         ho = float(np.linalg.norm(op_test.forward(x) - y_test)) / y_test_norm
         test_err.setdefault(run.config, {})[run.key] = run.final_rel_error
         heldout.setdefault(run.config, {})[run.key] = ho
-        spec = spectral_diagnostics(x)
+        sd = spectral_diagnostics(x)
         rows.append([run.config, run.label, fmt_num(run.final_rel_error, ".4f"),
                      fmt_num(ho, ".4f"), fmt_num(run.result.residual_norm),
-                     f"{spec['nuclear_norm']:.3f}", f"{spec['effective_rank']:.2f}",
+                     f"{sd['nuclear_norm']:.3f}", f"{sd['effective_rank']:.2f}",
                      str(run.result.nit), f"{run.result.time:.2f}", run.result.stop_reason])
     table = format_table(["family", "method", "test error", "held-out resid.", "train residual",
                           "nuclear norm", "eff. rank", "iterations", "s", "stop"], rows)
     notes = ["test error = ||X - X*||_F / ||X*||_F (the paper's test error: the authors' notebook's "
              "test_error); held-out resid. = ||A_test(X) - y_test|| / ||y_test|| on the "
              f"{m_test} held-out measurements; train residual = ||A(X) - y|| / ||y|| on the {m} "
-             f"training ones. X*: nuclear norm 1, effective rank "
-             f"{spectral_diagnostics(Xs)['effective_rank']:.2f}."]
+             f"training ones. X*: nuclear norm 1, effective rank {eff_rank:.2f}."]
     notes += [f"{spec.label}: {spec.note}." for spec in specs["general"]]
     sym_ctrl = test_err["symmetric"]["min_norm"]
     if m >= sym_dof:
