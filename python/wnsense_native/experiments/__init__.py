@@ -143,7 +143,8 @@ _register(Experiment(
     ]))
 
 _register(Experiment(
-    "asymmetric", "Asymmetric GD: test error grows with init scale, imbalance stays small",
+    "asymmetric", "Asymmetric GD: among runs that fit the data, test error roughly proportional "
+                  "to the init scale; imbalance stays small",
     _asym.asymmetric, [
         _p("d1", "int", 20, "rows", **_POS),
         _p("d2", "int", 20, "columns", **_POS),
@@ -151,22 +152,31 @@ _register(Experiment(
         _p("true_rank", "int", 2, "rank r* of Z*", **_POS),
         _p("rank", "int", 20, "search rank r (overparameterized)", **_POS),
         _p("kappa", "float", 2.0, "condition number", minimum=1.0),
-        _p("alphas", "floats", (1e-1, 1e-2, 1e-3, 1e-4), "init scales (comma-separated)",
+        _p("alphas", "floats", (1e-1, 1e-2, 1e-3), "init scales (comma-separated)",
            minimum=0, strict=True),
-        _p("step_size", "float", 0.25, "constant step", minimum=0, strict=True),
-        _p("max_iter", "int", 20000, "iteration budget per run", **_NONNEG),
-        _p("tol", "float", 1e-7, "stop at this relative residual", **_NONNEG),
+        _p("step_size", "float", 0.5, "constant step (0: the Armijo rule)", **_NONNEG),
+        _p("max_iter", "int", 150000, "iteration budget per run", **_NONNEG),
+        _p("tol", "float", 1e-5, "stop at this relative training residual; the runs that reach "
+           "it are the fitted ones the claim compares", minimum=0, strict=True),
     ]))
 
 _register(Experiment(
-    "snn", "Spectral Neural Network vs plain GD on X (d=10, m=75, rank-6 PSD target)",
+    "snn", "SNN paper Fig. 2: Spectral Neural Network vs plain GD on X and the min-norm "
+           "interpolant (n=10, m=75, rank-6 PSD target, raw A_i)",
     _comp.snn, [
-        _p("d", "int", 10, "matrix size", **_POS),
-        _p("m", "int", 75, "number of measurements", **_POS),
-        _p("true_rank", "int", 6, "rank of the PSD target", **_POS),
-        _p("max_iter", "int", 20000, "iteration budget of the SNN runs", **_NONNEG),
-        _p("max_iter_x", "int", 20000, "iteration budget of GD on X", **_NONNEG),
-        _p("tol", "float", 1e-10, "stop at this relative residual", **_NONNEG),
+        _p("d", "int", 10, "matrix size n", **_POS),
+        _p("true_rank", "int", 6, "columns of U in the target 100 U U^T (its rank)", **_POS),
+        _p("m", "int", 75, "training measurements", **_POS),
+        _p("m_test", "int", 75, "held-out test measurements", **_POS),
+        _p("noise", "float", 1e-2, "standard deviation of the noise added to y", **_NONNEG),
+        _p("widths", "ints", (2, 2, 2, 2), "SNN widths d_1,...,d_L (comma-separated)", **_POS),
+        _p("init_scale", "float", 1e-4, "SNN start U_k = V_k = init_scale I (+ jitter)",
+           minimum=0, strict=True),
+        _p("step_size", "float", 1e-2, "constant SNN learning rate", minimum=0, strict=True),
+        _p("max_iter", "int", 10001, "iterations of the SNN runs", **_NONNEG),
+        _p("max_iter_x", "int", 10001, "iterations of GD on X (step 1/L)", **_NONNEG),
+        _p("tol", "float", 0.0, "stop at this relative training residual (0: run every "
+           "iteration, as the paper does)", **_NONNEG),
     ]))
 
 _register(Experiment(

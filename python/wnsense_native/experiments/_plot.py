@@ -16,14 +16,12 @@ COLORS = {
     "scaledgd": "#8c564b",
     "snn": "#17becf",
     "gd_x": "#7f7f7f",
-    "gd_x_sym": "#bcbd22",
-    "snn_general": "#e377c2",
+    "min_norm": "#bcbd22",
     "polar": "#1f77b4",
     "qr": "#ff7f0e",
     "cayley": "#2ca02c",
 }
-STYLES = {"qr": "--", "cayley": ":", "wn_rgd_precond": "-.", "snn_general": "--",
-          "gd_x_sym": ":"}
+STYLES = {"qr": "--", "cayley": ":", "wn_rgd_precond": "-.", "gd_x": "--"}
 
 
 def available() -> bool:

@@ -75,9 +75,13 @@ def print_table(ctx, table, footnotes=()):
     ctx.echo("")
 
 
-def report_claim(ctx, statement, holds, **details):
+def report_claim(ctx, statement, holds, *, budget_hint=True, **details):
+    """Print the claim and its verdict; returns the claim record (statement, holds, details).
+    ``budget_hint``: when the claim fails and a run stopped on its iteration or time budget, say
+    so (off for experiments whose runs have a fixed iteration count by design)."""
     verdict = {True: "shown", False: "NOT shown in this run", None: "not checked"}[holds]
-    if holds is False and any(r.result.stop_reason in ("max_iter", "max_time") for r in ctx.runs):
+    if holds is False and budget_hint and any(r.result.stop_reason in ("max_iter", "max_time")
+                                              for r in ctx.runs):
         verdict += " (some runs hit the iteration or time budget: try a larger --max-iter)"
     if holds is None and ctx.unavailable:
         verdict += " (methods missing in this build)"
