@@ -314,3 +314,88 @@ def test_x_true_as_factors_gives_the_dense_error(family, sym_gaussian, rect_gaus
     assert b.history["alignment_min"][-1] > 1 - 1e-8
     with pytest.raises(ValueError, match="x_true factors must have shapes"):
         wn.solve(op, y, 3, x_true=(factors_true[0], factors_true[1][:-1]))
+
+
+# ------------------------------------------------------------------------------------------------
+# early stopping on held-out measurements, and wn.complete
+
+def _noisy_completion(seed=0, d1=120, d2=90, rs=2, frac=0.3, noise=0.3):
+    g = np.random.default_rng(seed)
+    U, V = g.standard_normal((d1, rs)), g.standard_normal((d2, rs))
+    m = int(frac * d1 * d2)
+    rows, cols = g.integers(0, d1, m), g.integers(0, d2, m)
+    y = np.sum(U[rows] * V[cols], axis=1) + noise * g.standard_normal(m)
+    return U, V, rows, cols, y
+
+
+@pytest.mark.parametrize("backend", ["native", "reference"])
+def test_validation_returns_the_best_validation_iterate(backend):
+    U, V, rows, cols, y = _noisy_completion()
+    n_train = int(0.85 * len(y))
+    shape = (U.shape[0], V.shape[0])
+    op = wn.completion_sensing(rows[:n_train], cols[:n_train], shape)
+    op_val = wn.completion_sensing(rows[n_train:], cols[n_train:], shape)
+    solve = wn.solve if backend == "native" else wn.reference.solve
+    res = solve(op, y[:n_train], 8, rng=1, x_true=(U, V), max_iter=2000,
+                validation=(op_val, y[n_train:]), patience=15)
+    val = res.history["validation_residual"]
+    assert val.shape == res.history["loss"].shape == (res.nit + 1,)
+    assert res.stop_reason == "validation" and res.success
+    assert res.best_iteration == int(np.argmin(val)) and res.nit == res.best_iteration + 15
+    assert res.validation_residual == val.min() and res.nfev_validation == res.nit + 1
+    # the returned iterate is the best-validation one, not the last
+    pred = res.predict(rows[n_train:], cols[n_train:])
+    resid = np.linalg.norm(pred - y[n_train:]) / np.linalg.norm(y[n_train:])
+    assert resid == pytest.approx(val.min(), rel=1e-10)
+    assert res.history["rel_error"][res.best_iteration] < res.history["rel_error"][-1]
+    # the same run without validation fits the noise further (that is what early stopping saves)
+    full = solve(op, y[:n_train], 8, rng=1, x_true=(U, V), max_iter=res.nit)
+    assert np.array_equal(full.history["loss"], res.history["loss"])
+
+
+def test_validation_bad_input():
+    op, y, _ = _helpers_sym()
+    other = wn.gaussian_sensing(5, 20, rng=0)
+    with pytest.raises(TypeError, match="validation must be a pair"):
+        wn.solve(op, y, 2, validation=other)
+    with pytest.raises(ValueError, match="same 12 x 12 symmetric family"):
+        wn.solve(op, y, 2, validation=(other, np.zeros(20)))
+    with pytest.raises(ValueError, match=r"validation\[1\] must have length 300"):
+        wn.solve(op, y, 2, validation=(op, y[:-1]))
+    with pytest.raises(ValueError, match="patience must be >= 1"):
+        wn.solve(op, y, 2, validation=(op, y), patience=0)
+
+
+def _helpers_sym():
+    from _helpers import sym_gaussian
+    return sym_gaussian()
+
+
+def test_complete_fills_the_missing_entries():
+    g = np.random.default_rng(3)
+    Zs = g.standard_normal((60, 3)) @ g.standard_normal((3, 45))
+    X = Zs.copy()
+    missing = g.random(X.shape) < 0.5
+    X[missing] = np.nan
+    out, res = wn.complete(X, 3, rng=4, return_result=True, max_iter=3000)
+    assert res.stop_reason == "tol"
+    assert np.array_equal(out[~missing], X[~missing])        # observed entries kept
+    assert rel_diff(out, Zs) < 1e-8
+    denoised = wn.complete(X, 3, rng=4, keep_observed=False, max_iter=3000)
+    assert rel_diff(denoised, Zs) < 1e-8
+    # with noise: a held-out fraction stops the fit early
+    Xn = X + 0.2 * g.standard_normal(X.shape)
+    out2, res2 = wn.complete(Xn, 6, rng=5, validation_fraction=0.1, return_result=True,
+                             max_iter=3000)
+    assert res2.stop_reason == "validation" and np.isnan(out2).sum() == 0
+
+
+@pytest.mark.parametrize("X,match", [
+    (np.full((3, 3), np.nan), "no observed"),
+    (np.array([[1.0, np.inf]]), "Inf"),
+    (np.ones(4), "2-D"),
+    (np.array([["a"]]), "real numeric"),
+])
+def test_complete_bad_input(X, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        wn.complete(X, 1)

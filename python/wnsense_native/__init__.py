@@ -35,7 +35,8 @@ __all__ = [
 
 from .result import SolveResult
 from .solvers import solve
+from .completion import complete
 
-__all__ += ["solve", "SolveResult"]
+__all__ += ["solve", "SolveResult", "complete"]
 
 from . import reference  # noqa: E402  (wn.reference.solve: the pure-numpy baseline)

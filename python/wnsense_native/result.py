@@ -15,6 +15,8 @@ STOP_REASONS = {
     "callback": (3, False, "stopped by the callback (StopIteration)"),
     "diverged": (4, False, "loss became non-finite or exploded; returning the last finite iterate"),
     "step_failed": (5, False, "step-size search could not decrease the loss"),
+    "validation": (0, True, "validation residual stopped improving (early stopping); returning "
+                            "the best-validation iterate"),
 }
 
 

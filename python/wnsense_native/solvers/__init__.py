@@ -47,7 +47,7 @@ def _native_residual(op, y, n_threads):
 
 def solve(op, y, rank, *, method="wn_rgd", max_iter=1000, tol=1e-10, step_size=None, rng=None,
           init=None, x_true=None, callback=None, n_threads=None, gtol=0.0, xtol=0.0,
-          max_time=None, progress=False, **method_options):
+          max_time=None, progress=False, validation=None, patience=10, **method_options):
     """Recover a low-rank matrix from measurements ``y = A(Z*)``.
 
     Parameters
@@ -82,8 +82,17 @@ def solve(op, y, rank, *, method="wn_rgd", max_iter=1000, tol=1e-10, step_size=N
         ``n_threads``.
     init : dict, optional
         Warm start with the keys of ``res.factors`` (e.g. ``{"X": X0, "Theta": T0}``).
-    x_true : array_like, optional
-        Ground truth: records ``history["rel_error"]``.
+    x_true : array_like or (U, V), optional
+        Ground truth, a ``d1 x d2`` array or factors ``(U, V)`` of ``U V^T`` (never densified):
+        records ``history["rel_error"]``.
+    validation : (op_val, y_val), optional
+        Held-out measurements of the same matrix (e.g. a split of the observed entries): records
+        ``history["validation_residual"]`` (``||A_val(x) - y_val|| / ||y_val||``, one forward
+        pass per iteration, counted in ``res.nfev_validation``), stops with ``stop_reason ==
+        "validation"`` when it has not improved for ``patience`` iterations, and returns the
+        best-validation iterate (``res.best_iteration``) whatever stopped the run.
+    patience : int
+        Iterations without a new best validation residual before early stopping (default 10).
     callback : callable, optional
         ``callback(intermediate_result)`` after each iteration; may raise ``StopIteration``.
     n_threads : int, optional
@@ -105,4 +114,5 @@ def solve(op, y, rank, *, method="wn_rgd", max_iter=1000, tol=1e-10, step_size=N
         return solve_with(NATIVE_METHODS, _native_residual, op, y, rank, method=method,
                           max_iter=max_iter, tol=tol, step_size=step_size, rng=rng, init=init,
                           x_true=x_true, callback=callback, n_threads=n_threads, gtol=gtol,
-                          xtol=xtol, max_time=max_time, progress=progress, **method_options)
+                          xtol=xtol, max_time=max_time, progress=progress, validation=validation,
+                          patience=patience, **method_options)

@@ -61,13 +61,35 @@ def _progress_bar(enabled, total):
     return tqdm(total=total, unit="it", leave=False)
 
 
+class _EarlyStopping:
+    """Held-out measurements (a :class:`~._problem.Problem` on the validation operator): the
+    relative validation residual of every iterate (one forward pass, no products), the best
+    iterate so far, and the iterations since it improved."""
+
+    def __init__(self, problem, patience):
+        self.problem, self.patience = problem, patience
+        self.best, self.best_nit, self.best_snapshot = math.inf, 0, None
+
+    def record(self, method, nit, cols):
+        sumsq = self.problem.residual(*method.lowrank()).sumsq
+        value = self.problem.relative_residual(sumsq)
+        cols.setdefault("validation_residual", []).append(value)
+        if value < self.best:
+            self.best, self.best_nit, self.best_snapshot = value, nit, method.snapshot()
+        return nit - self.best_nit >= self.patience
+
+
 def run(method, problem, *, method_name, max_iter, tol, gtol, xtol, max_time, callback,
-        x_true, progress=False) -> SolveResult:
-    """Drive ``method`` to a stop; ``x_true`` is a :class:`~.._lowrank.Target` or None."""
+        x_true, progress=False, validation=None, patience=10) -> SolveResult:
+    """Drive ``method`` to a stop; ``x_true`` is a :class:`~.._lowrank.Target` or None;
+    ``validation`` a :class:`~._problem.Problem` of held-out measurements or None."""
     t_start = time.perf_counter()
     history = _History(x_true)
+    early = _EarlyStopping(validation, patience) if validation is not None else None
     method.set_reference(x_true)
     history.record(method, problem, 0.0)
+    if early is not None:
+        early.record(method, 0, history.cols)
     loss_at_zero = problem.loss(problem.y_norm ** 2)
     explode = EXPLODE_FACTOR * max(loss_at_zero, method.loss, 1e-300)
     bar = _progress_bar(progress, max_iter)
@@ -93,11 +115,14 @@ def run(method, problem, *, method_name, max_iter, tol, gtol, xtol, max_time, ca
                 break
             nit += 1
             history.record(method, problem, time.perf_counter() - t_start)
+            stalled = early is not None and early.record(method, nit, history.cols)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{method.loss:.3e}", refresh=False)
             if not ok:
                 reason = "step_failed"
+            elif stalled:
+                reason = "validation"
             elif xtol > 0:
                 change = lowrank_distance(*method.lowrank(), *before_lowrank)
                 if change <= xtol * max(lowrank_norm(*before_lowrank), 1e-300):
@@ -111,11 +136,17 @@ def run(method, problem, *, method_name, max_iter, tol, gtol, xtol, max_time, ca
         if bar is not None:
             bar.close()
     elapsed = time.perf_counter() - t_start
+    extra = {}
+    if early is not None:
+        # the best-validation iterate, whatever stopped the run (history stays complete)
+        method.restore(early.best_snapshot)
+        extra = {"best_iteration": early.best_nit, "validation_residual": early.best,
+                 "nfev_validation": early.problem.nfev}
     result = SolveResult.finished(
         reason, fun=float(method.loss), nit=nit, nfev=problem.nfev, method=method_name,
         factors={k: np.array(v) for k, v in method.factors.items()},
         residual_norm=problem.relative_residual(method.sumsq), time=elapsed,
-        history=history.arrays())
+        history=history.arrays(), **extra)
     result.set_lowrank(*(np.array(F) for F in method.lowrank()))   # x formed when read
     logger.info("%s: %s after %d iterations (%.3g s)", method_name, result.message, nit, elapsed)
     return result

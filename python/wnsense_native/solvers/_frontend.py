@@ -14,7 +14,7 @@ from ._steps import make_step_rule
 def solve_with(registry, make_residual_fn, op, y, rank, *, method="wn_rgd", max_iter=1000,
                tol=1e-10, step_size=None, rng=None, init=None, x_true=None, callback=None,
                n_threads=None, gtol=0.0, xtol=0.0, max_time=None, progress=False,
-               **method_options):
+               validation=None, patience=10, **method_options):
     if not isinstance(op, SensingOperator):
         raise TypeError(f"op must be a sensing operator (e.g. wn.gaussian_sensing), "
                         f"got {type(op).__name__}")
@@ -37,6 +37,11 @@ def solve_with(registry, make_residual_fn, op, y, rank, *, method="wn_rgd", max_
     n_threads = check_threads(n_threads)
     gen = as_generator(rng)
 
+    val_problem = None
+    if validation is not None:
+        val_problem = _validation_problem(validation, op, make_residual_fn, n_threads)
+        patience = check_int("patience", patience, minimum=1)
+
     cls = registry[method](op.symmetric)
     unknown = set(method_options) - set(cls.OPTIONS)
     if unknown:
@@ -47,4 +52,18 @@ def solve_with(registry, make_residual_fn, op, y, rank, *, method="wn_rgd", max_
     solver = cls(problem, rank, gen, init, make_step_rule(step_size), **options)
     return run(solver, problem, method_name=method, max_iter=max_iter, tol=tol, gtol=gtol,
                xtol=xtol, max_time=max_time, callback=callback, x_true=x_true,
-               progress=progress)
+               progress=progress, validation=val_problem, patience=patience)
+
+
+def _validation_problem(validation, op, make_residual_fn, n_threads):
+    """``validation=(op_val, y_val)``: held-out measurements of the same unknown matrix."""
+    if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+        raise TypeError("validation must be a pair (op_val, y_val) of held-out measurements")
+    op_val, y_val = validation
+    if not isinstance(op_val, SensingOperator):
+        raise TypeError(f"validation[0] must be a sensing operator, got {type(op_val).__name__}")
+    if op_val.shape[1:] != op.shape[1:] or op_val.symmetric != op.symmetric:
+        raise ValueError(f"validation[0] must measure the same {op.shape[1]} x {op.shape[2]} "
+                         f"{'symmetric' if op.symmetric else 'rectangular'} family as op")
+    y_val = as_vector("validation[1]", y_val, op_val.shape[0])
+    return Problem(op_val, y_val, make_residual_fn(op_val, y_val, n_threads))

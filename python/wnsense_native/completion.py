@@ -1,0 +1,61 @@
+"""Matrix completion in the convention of imputation libraries: a 2-D array with NaN at the
+missing entries in, the completed array out."""
+from __future__ import annotations
+
+import numpy as np
+
+from ._random import as_generator
+from ._validation import check_float
+from .operators import completion_sensing
+from .solvers import solve
+
+__all__ = ["complete"]
+
+
+def complete(X, rank, *, keep_observed=True, validation_fraction=0.0, rng=None,
+             return_result=False, **solve_options):
+    """Fill the missing (NaN) entries of ``X`` with a rank-``rank`` model fitted to the others.
+
+    The observed entries become the measurements of :func:`completion_sensing`
+    (``M_i = e_j e_k^T``, so ``y`` is the observed values) and :func:`solve` fits the model;
+    ``solve_options`` go to it (``method``, ``max_iter``, ``tol``, ...). ``keep_observed=True``
+    (the imputation convention) returns the observed entries unchanged and only fills the missing
+    ones; ``False`` returns the low-rank model everywhere (a denoised ``X``).
+
+    ``validation_fraction > 0`` holds out that fraction of the observed entries (drawn from
+    ``rng``) as ``validation`` for early stopping: the right choice on noisy data, where fitting
+    the observed entries exactly overfits. ``return_result=True`` returns ``(completed, res)``.
+
+    The output is a dense array the size of ``X`` (as is the input); the solve itself works on
+    the observed entries and the factors only.
+    """
+    arr = np.asarray(X, dtype=np.float64) if not isinstance(X, np.ndarray) else X
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"X must be a real numeric array, got dtype {arr.dtype}")
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim != 2 or arr.size == 0:
+        raise ValueError(f"X must be a non-empty 2-D array, got shape {arr.shape}")
+    if np.isinf(arr).any():
+        raise ValueError("X contains Inf (missing entries are marked with NaN)")
+    observed = ~np.isnan(arr)
+    rows, cols = np.nonzero(observed)
+    if rows.size == 0:
+        raise ValueError("X has no observed (non-NaN) entries")
+    validation_fraction = check_float("validation_fraction", validation_fraction, minimum=0.0,
+                                      maximum=0.5)
+    gen = as_generator(rng)
+    values = arr[rows, cols]
+    options = dict(solve_options)
+    if validation_fraction > 0:
+        held = gen.random(rows.size) < validation_fraction
+        if held.all() or not held.any():
+            raise ValueError("validation_fraction leaves no training or no validation entries")
+        val_op = completion_sensing(rows[held], cols[held], arr.shape)
+        options["validation"] = (val_op, values[held])
+        rows, cols, values = rows[~held], cols[~held], values[~held]
+    op = completion_sensing(rows, cols, arr.shape)
+    res = solve(op, values, rank, rng=gen, **options)
+    completed = res.x.copy()
+    if keep_observed:
+        completed[observed] = arr[observed]
+    return (completed, res) if return_result else completed
