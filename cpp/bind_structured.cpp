@@ -66,6 +66,35 @@ struct PySparse {
                           matrix_or_none(pr.left.present, std::move(AtU)));
   }
 
+  // the pass in the sorted layout: y_sorted = y[order], r returned in that order
+  py::tuple residual_sorted(MatrixArg L, MatrixArg R, const py::object& y_, const py::object& right,
+                            const py::object& left, int n_threads) {
+    const auto& S = *core;
+    require(S.one_per_measurement(), "the sorted pass needs one nonzero per measurement");
+    require_shape(L, S.d1(), L.cols(), "L");
+    require_shape(R, S.d2(), L.cols(), "R");
+    Optional<VectorArg> y(y_, "y");
+    if (y.present) require_length(y.get().size(), S.m(), "y");
+    Products pr(right, left, S.d2(), S.d1(), S.symmetric());
+    py::array_t<double> r(S.m());
+    RowMatrixXd AV, AtU;
+    double sumsq;
+    {
+      py::gil_scoped_release release;
+      sumsq = S.residual_sorted(L, R, y.data_or_null(), r.mutable_data(), pr.req, &AV, &AtU,
+                                n_threads);
+    }
+    return py::make_tuple(r, sumsq, matrix_or_none(pr.right.present, std::move(AV)),
+                          matrix_or_none(pr.left.present, std::move(AtU)));
+  }
+
+  IndexArray order() const {
+    const auto& o = core->order();
+    IndexArray out(static_cast<py::ssize_t>(o.size()));
+    std::copy(o.begin(), o.end(), out.mutable_data());
+    return out;
+  }
+
   py::tuple adjoint_products(VectorArg v, const py::object& right, const py::object& left,
                              int n_threads) {
     const auto& S = *core;
@@ -145,6 +174,14 @@ void bind_structured(py::module_& m) {
       .def("residual", &PySparse::residual, py::arg("L").noconvert(), py::arg("R").noconvert(),
            py::arg("y"), py::arg("right"), py::arg("left"), py::arg("n_threads") = 0,
            "(r, ||r||^2, A*(r) @ right or None, A*(r)^T @ left or None) for Z = L R^T.")
+      .def("residual_sorted", &PySparse::residual_sorted, py::arg("L").noconvert(),
+           py::arg("R").noconvert(), py::arg("y"), py::arg("right"), py::arg("left"),
+           py::arg("n_threads") = 0,
+           "The pass in the row-sorted layout (one nonzero per measurement): y and r in the\n"
+           "order of `order()`.")
+      .def("order", &PySparse::order, "Row-sorted position -> measurement index (stable).")
+      .def_property_readonly("one_per_measurement",
+                             [](const PySparse& s) { return s.core->one_per_measurement(); })
       .def("adjoint_products", &PySparse::adjoint_products, py::arg("v").noconvert(),
            py::arg("right"), py::arg("left"), py::arg("n_threads") = 0)
       .def("forward", &PySparse::forward, py::arg("Z").noconvert())

@@ -17,6 +17,13 @@ void group_by(const std::int64_t* keys, Index nnz, Index n_keys, std::vector<std
   for (Index t = 0; t < nnz; ++t) (*order)[next[keys[t]]++] = t;
 }
 
+// <a, b> over k contiguous doubles (the rows of thin factors): a plain loop, no per-call setup
+inline double dot_row(const double* a, const double* b, Index k) {
+  double s = 0.0;
+  for (Index c = 0; c < k; ++c) s += a[c] * b[c];
+  return s;
+}
+
 void check_indices(const std::int64_t* idx, Index n, Index bound, const char* name) {
   for (Index t = 0; t < n; ++t)
     if (idx[t] < 0 || idx[t] >= bound)
@@ -43,11 +50,24 @@ SparseMeasurements::SparseMeasurements(Index m, Index d1, Index d2, Index nnz,
     }
   } else {
     require(nnz == m, "one nonzero per measurement needs nnz == m");
+    require(!vals, "values need indptr (one nonzero per measurement uses `scale`)");
   }
   check_indices(rows, nnz, d1, "row");
   check_indices(cols, nnz, d2, "column");
   group_by(rows, nnz, d1, &row_ptr_, &by_row_);
   group_by(cols, nnz, d2, &col_ptr_, &by_col_);
+  if (!ptr) {
+    sorted_cols_.resize(nnz);
+    for (Index q = 0; q < nnz; ++q) sorted_cols_[q] = cols[by_row_[q]];
+    group_by(sorted_cols_.data(), nnz, d2, &col_ptr_, &by_col_sorted_);
+    rows_by_col_.resize(nnz);
+    std::vector<std::int64_t> row_of(nnz);  // row of each sorted position
+    for (Index g = 0; g < d1; ++g)
+      for (Index q = row_ptr_[g]; q < row_ptr_[g + 1]; ++q) row_of[q] = g;
+    for (Index q = 0; q < nnz; ++q) rows_by_col_[q] = row_of[by_col_sorted_[q]];
+    by_col_.clear();  // the sorted layout replaces the column grouping of the user's order
+    by_col_.shrink_to_fit();
+  }
 }
 
 int SparseMeasurements::team(int n_threads, Index work) const {
@@ -58,14 +78,25 @@ double SparseMeasurements::residual(const Eigen::Ref<const RowMatrixXd>& L,
                                     const Eigen::Ref<const RowMatrixXd>& R, const double* y,
                                     double* r, const ThinRequest& req, RowMatrixXd* AV,
                                     RowMatrixXd* AtU, int n_threads) const {
+  if (!ptr_) {  // through the sorted layout: y in, r out, permuted
+    std::vector<double> ys(y ? nnz_ : 0), rs(nnz_);
+    for (Index q = 0; y && q < nnz_; ++q) ys[q] = y[by_row_[q]];
+    const double sumsq =
+        residual_sorted(L, R, y ? ys.data() : nullptr, rs.data(), req, AV, AtU, n_threads);
+    for (Index q = 0; q < nnz_; ++q) r[by_row_[q]] = rs[q];
+    return sumsq;
+  }
   const int nt = team(n_threads, (nnz_ + m_) * (L.cols() + 1));
   const std::vector<Index> bounds = slice_bounds(m_);
   const Index n_slices = static_cast<Index>(bounds.size()) - 1;
   std::vector<double> sumsq(n_slices, 0.0);
+  const Index k = L.cols(), ldl = L.outerStride(), ldr = R.outerStride();
+  const double* Lp = L.data();
+  const double* Rp = R.data();
   auto entry = [&](Index t) {  // <e_j e_k^T, L R^T> (symmetrized)
-    const auto j = rows_[t], k = cols_[t];
-    const double z = L.row(j).dot(R.row(k));
-    return symmetric_ ? 0.5 * (z + L.row(k).dot(R.row(j))) : z;
+    const auto j = rows_[t], c = cols_[t];
+    const double z = dot_row(Lp + j * ldl, Rp + c * ldr, k);
+    return symmetric_ ? 0.5 * (z + dot_row(Lp + c * ldl, Rp + j * ldr, k)) : z;
   };
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
   for (Index s = 0; s < n_slices; ++s) {
@@ -87,11 +118,132 @@ double SparseMeasurements::residual(const Eigen::Ref<const RowMatrixXd>& L,
   return fold_sumsq(sumsq);
 }
 
+// Sorted layout (one nonzero per measurement). Weights w[q] = scale * v_q in sorted order.
+// Row side: out(g) = sum over the entries q of row g of w[q] B[col_q] (sequential in q).
+void SparseMeasurements::row_side(const double* w, const Eigen::Ref<const RowMatrixXd>& B,
+                                  RowMatrixXd* out, int nt) const {
+  const Index kb = B.cols(), ldb = B.outerStride();
+  const double* Bp = B.data();
+  out->setZero(d1_, kb);
+  double* op = out->data();
+#pragma omp parallel for schedule(dynamic, 64) num_threads(nt) if (nt > 1)
+  for (Index g = 0; g < d1_; ++g) {
+    double* o = op + g * kb;
+    for (Index q = row_ptr_[g]; q < row_ptr_[g + 1]; ++q) {
+      const double* b = Bp + sorted_cols_[q] * ldb;
+      for (Index j = 0; j < kb; ++j) o[j] += w[q] * b[j];
+    }
+  }
+}
+
+// Column side: out(c) = sum over the entries of column c of w[q] B[row_q] (the rows are read
+// from a contiguous copy in column order; w[q] is the one gathered access).
+void SparseMeasurements::col_side(const double* w, const Eigen::Ref<const RowMatrixXd>& B,
+                                  RowMatrixXd* out, int nt) const {
+  const Index kb = B.cols(), ldb = B.outerStride();
+  const double* Bp = B.data();
+  out->setZero(d2_, kb);
+  double* op = out->data();
+#pragma omp parallel for schedule(dynamic, 64) num_threads(nt) if (nt > 1)
+  for (Index c = 0; c < d2_; ++c) {
+    double* o = op + c * kb;
+    for (Index q = col_ptr_[c]; q < col_ptr_[c + 1]; ++q) {
+      const double wq = w[by_col_sorted_[q]];
+      const double* b = Bp + rows_by_col_[q] * ldb;
+      for (Index j = 0; j < kb; ++j) o[j] += wq * b[j];
+    }
+  }
+}
+
+// A*(v) @ right and A*(v)^T @ left from sorted weights; `right_rows` is the row side of
+// A*(v) @ right when the caller already has it (the fused sweep of residual_sorted).
+void SparseMeasurements::sorted_products(const double* w, const ThinRequest& req,
+                                         RowMatrixXd* right_rows, RowMatrixXd* AV,
+                                         RowMatrixXd* AtU, int nt) const {
+  // symmetric: S @ B = (A* B + A*^T B) / 2, the row side plus the column side, halved
+  auto both = [&](const Eigen::Ref<const RowMatrixXd>& B, RowMatrixXd* rows_done,
+                  RowMatrixXd* out) {
+    RowMatrixXd by_rows, by_cols;
+    if (rows_done) by_rows.swap(*rows_done); else row_side(w, B, &by_rows, nt);
+    col_side(w, B, &by_cols, nt);
+    *out = 0.5 * (by_rows + by_cols);
+  };
+  if (req.right) {
+    if (symmetric_)
+      both(*req.right, right_rows, AV);
+    else if (right_rows)
+      AV->swap(*right_rows);
+    else
+      row_side(w, *req.right, AV, nt);
+  }
+  if (req.left) {
+    if (symmetric_)
+      both(*req.left, nullptr, AtU);
+    else
+      col_side(w, *req.left, AtU, nt);
+  }
+}
+
+double SparseMeasurements::residual_sorted(const Eigen::Ref<const RowMatrixXd>& L,
+                                           const Eigen::Ref<const RowMatrixXd>& R,
+                                           const double* y, double* r, const ThinRequest& req,
+                                           RowMatrixXd* AV, RowMatrixXd* AtU,
+                                           int n_threads) const {
+  require(!ptr_, "the sorted pass needs one nonzero per measurement");
+  const Index k = L.cols(), ldl = L.outerStride(), ldr = R.outerStride();
+  const double* Lp = L.data();
+  const double* Rp = R.data();
+  const int nt = team(n_threads, nnz_ * (k + 1));
+  std::vector<double> w(req.any() ? nnz_ : 0);
+  // one sweep over the row-sorted entries: r, ||r||^2 per row, the weights, and the row side
+  // of A*(r) @ right while the entry is in registers
+  const Eigen::Ref<const RowMatrixXd>* B = req.right;
+  const Index kb = B ? B->cols() : 0, ldb = B ? B->outerStride() : 0;
+  const double* Bp = B ? B->data() : nullptr;
+  RowMatrixXd by_rows;
+  if (B) by_rows.setZero(d1_, kb);
+  std::vector<double> row_sumsq(d1_, 0.0);
+#pragma omp parallel for schedule(dynamic, 64) num_threads(nt) if (nt > 1)
+  for (Index g = 0; g < d1_; ++g) {
+    const double* lg = Lp + g * ldl;
+    const double* rg = Rp + g * ldr;
+    double* out = B ? by_rows.data() + g * kb : nullptr;
+    double ss = 0.0;
+    for (Index q = row_ptr_[g]; q < row_ptr_[g + 1]; ++q) {
+      const std::int64_t c = sorted_cols_[q];
+      double z = dot_row(lg, Rp + c * ldr, k);
+      if (symmetric_) z = 0.5 * (z + dot_row(Lp + c * ldl, rg, k));
+      z *= scale_;
+      const double rq = y ? z - y[q] : z;
+      r[q] = rq;
+      ss += rq * rq;
+      if (!w.empty()) {
+        const double wq = scale_ * rq;
+        w[q] = wq;
+        if (out) {
+          const double* b = Bp + c * ldb;
+          for (Index j = 0; j < kb; ++j) out[j] += wq * b[j];
+        }
+      }
+    }
+    row_sumsq[g] = ss;
+  }
+  if (req.any()) sorted_products(w.data(), req, B ? &by_rows : nullptr, AV, AtU, nt);
+  // ||r||^2: the rows' sums folded in row order (independent of the thread count)
+  return fold_sumsq(row_sumsq);
+}
+
 void SparseMeasurements::adjoint_products(const double* v, const ThinRequest& req,
                                           RowMatrixXd* AV, RowMatrixXd* AtU,
                                           int n_threads) const {
   const Index k = (req.right ? req.right->cols() : 0) + (req.left ? req.left->cols() : 0);
   const int nt = team(n_threads, nnz_ * (k + 1));
+  if (!ptr_) {
+    std::vector<double> w(nnz_);
+    for (Index q = 0; q < nnz_; ++q) w[q] = scale_ * v[by_row_[q]];
+    sorted_products(w.data(), req, nullptr, AV, AtU, nt);
+    return;
+  }
   products(weights(v, nt), req, AV, AtU, nt);
 }
 
@@ -108,15 +260,20 @@ void SparseMeasurements::grouped(const std::vector<std::int64_t>& group_ptr,
                                  const Eigen::Ref<const RowMatrixXd>& B, RowMatrixXd* out,
                                  int nt) const {
   const Index n_groups = static_cast<Index>(group_ptr.size()) - 1;
-  out->setZero(n_groups, B.cols());
+  const Index k = B.cols(), ldb = B.outerStride();
+  out->setZero(n_groups, k);
+  const double* Bp = B.data();
+  double* op = out->data();
   // dynamic: rows of real data (users, items) have very different numbers of entries; each
   // output row is still summed by one thread in group order, so the result does not change
 #pragma omp parallel for schedule(dynamic, 64) num_threads(nt) if (nt > 1)
   for (Index g = 0; g < n_groups; ++g) {
-    auto row = out->row(g);
+    double* row = op + g * k;
     for (Index q = group_ptr[g]; q < group_ptr[g + 1]; ++q) {
       const Index t = order[q];
-      row.noalias() += w[t] * B.row(other[t]);
+      const double wt = w[t];
+      const double* b = Bp + other[t] * ldb;
+      for (Index c = 0; c < k; ++c) row[c] += wt * b[c];
     }
   }
 }

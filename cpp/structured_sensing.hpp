@@ -33,6 +33,17 @@ class SparseMeasurements {
   double residual(const Eigen::Ref<const RowMatrixXd>& L, const Eigen::Ref<const RowMatrixXd>& R,
                   const double* y, double* r, const ThinRequest& req, RowMatrixXd* AV,
                   RowMatrixXd* AtU, int n_threads) const;
+  // The same pass in the operator's internal order (one nonzero per measurement only): entries
+  // sorted by row, y_sorted = y[order()] and r_sorted in that order. The forward map and the
+  // row-grouped product run in one sequential sweep over the sorted entries; the column side
+  // reads a contiguous copy of the row indices in column order.
+  double residual_sorted(const Eigen::Ref<const RowMatrixXd>& L,
+                         const Eigen::Ref<const RowMatrixXd>& R, const double* y_sorted,
+                         double* r_sorted, const ThinRequest& req, RowMatrixXd* AV,
+                         RowMatrixXd* AtU, int n_threads) const;
+  bool one_per_measurement() const { return ptr_ == nullptr; }
+  // internal position q -> measurement index (entries sorted by row, stable)
+  const std::vector<std::int64_t>& order() const { return by_row_; }
   // The thin products of A*(v) (or sym(A*(v))) for a given v.
   void adjoint_products(const double* v, const ThinRequest& req, RowMatrixXd* AV,
                         RowMatrixXd* AtU, int n_threads) const;
@@ -52,6 +63,12 @@ class SparseMeasurements {
                const std::int64_t* other, const std::vector<double>& w,
                const Eigen::Ref<const RowMatrixXd>& B, RowMatrixXd* out, int team) const;
   int team(int n_threads, Index work) const;
+  void row_side(const double* w, const Eigen::Ref<const RowMatrixXd>& B, RowMatrixXd* out,
+                int nt) const;
+  void col_side(const double* w, const Eigen::Ref<const RowMatrixXd>& B, RowMatrixXd* out,
+                int nt) const;
+  void sorted_products(const double* w, const ThinRequest& req, RowMatrixXd* right_rows,
+                       RowMatrixXd* AV, RowMatrixXd* AtU, int nt) const;
 
   Index m_, d1_, d2_, nnz_;
   const std::int64_t* ptr_;
@@ -62,6 +79,10 @@ class SparseMeasurements {
   bool symmetric_;
   std::vector<std::int64_t> meas_;  // nonzero -> measurement (only with ptr)
   std::vector<std::int64_t> row_ptr_, by_row_, col_ptr_, by_col_;
+  // sorted layout (one nonzero per measurement; then by_col_ is unused and empty): cols of the
+  // row-sorted entries; for the column side, the row-sorted positions in column order (groups
+  // col_ptr_) and their rows
+  std::vector<std::int64_t> sorted_cols_, by_col_sorted_, rows_by_col_;
 };
 
 // Rank-one: M_i = scale * a_i a_i^T with a_i the rows of A (m x d). r = A(L R^T) - y (y ==

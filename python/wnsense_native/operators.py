@@ -253,6 +253,7 @@ class _Sparse(SensingOperator):
     def __getstate__(self):
         state = dict(self.__dict__)
         del state["_native"]
+        state.pop("_order", None)
         return state
 
     def __setstate__(self, state):
@@ -272,11 +273,27 @@ class _Sparse(SensingOperator):
         return self._native.adjoint_products(v, right, left, n_threads)
 
 
+class _SortedMeasurements:
+    """Measurements prepared for a solve: ``y`` permuted once into the operator's row-sorted
+    order (``EntrySampling._prepare``)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values):
+        self.values = values
+
+
 class EntrySampling(_Sparse):
     """Observed entries: ``M_i = scale * e_{rows_i} e_{cols_i}^T`` (symmetrized when symmetric);
     ``scale = 1`` for :func:`completion_sensing` (``y`` is the observed values),
     ``sqrt(d1 d2 / m)`` for :func:`entry_sampling`. A pass touches each entry and the factor rows
-    it needs (``O(m k)``); the entries are grouped by row and by column once, at construction."""
+    it needs (``O(m k)``).
+
+    At construction the entries are sorted by row (stable) and grouped by column once. A solve
+    permutes ``y`` into that order once (``_prepare``); each pass then computes the residual and
+    the row side of ``A*(r) @ right`` in one sequential sweep over the sorted entries (and keeps
+    ``r`` in that order: its ``ResidualPass.r`` is None). Called with ``y`` in the user's order
+    (:meth:`residual`), the pass permutes ``y`` in and ``r`` out."""
 
     def __init__(self, rows, cols, d1, d2, *, scale: float, symmetric: bool):
         super().__init__(len(rows), d1, d2, symmetric)
@@ -285,6 +302,20 @@ class EntrySampling(_Sparse):
 
     def _arrays(self):
         return {"rows": self.rows, "cols": self.cols, "scale": self.scale}
+
+    def _build(self):
+        super()._build()
+        self._order = self._native.order()
+
+    def _prepare(self, y):
+        return _SortedMeasurements(np.ascontiguousarray(y[self._order]))
+
+    def _residual(self, L, R, y, right=None, left=None, n_threads=0):
+        if isinstance(y, _SortedMeasurements):
+            _, sumsq, AV, AtU = self._native.residual_sorted(L, R, y.values, right, left,
+                                                             n_threads)
+            return ResidualPass(None, sumsq, AV, AtU)
+        return super()._residual(L, R, y, right, left, n_threads)
 
 
 class SparseSensing(_Sparse):
