@@ -1,6 +1,8 @@
 """Helpers shared by the benchmark scripts: timing and the memory-bandwidth roofline."""
 from __future__ import annotations
 
+import os
+import sys
 import time
 
 import numpy as np
@@ -10,6 +12,16 @@ from wnsense_native.experiments._base import format_table
 
 # (dtype, packed) of the dense storages every benchmark compares
 STORAGES = [("float64", False), ("float32", False), ("float64", True), ("float32", True)]
+
+
+def parse_args(ap, argv=None):
+    """``ap.parse_args(argv)``; with ``WNSENSE_PARSE_ONLY`` set, exit right after parsing (the
+    test that the README's quoted bench commands still run checks their flags this way)."""
+    args = ap.parse_args(argv)
+    if os.environ.get("WNSENSE_PARSE_ONLY"):
+        print(f"parsed {os.path.basename(sys.argv[0])}")
+        sys.exit(0)
+    return args
 
 
 def best_time(fn, repeat=7, warmup=1):

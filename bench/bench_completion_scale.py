@@ -22,7 +22,7 @@ import resource
 import time
 
 import numpy as np
-from _common import best_time, read_bandwidth
+from _common import best_time, parse_args, read_bandwidth
 
 import wnsense_native as wn
 
@@ -45,7 +45,7 @@ def main(argv=None):
     ap.add_argument("--max-iter", type=int, default=300)
     ap.add_argument("--tol", type=float, default=1e-8)
     ap.add_argument("--method", default="wn_rgd")
-    args = ap.parse_args(argv)
+    args = parse_args(ap, argv)
     d1, d2 = args.d, args.d2 or args.d
     g = np.random.default_rng(0)
     t0 = time.perf_counter()

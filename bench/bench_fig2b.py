@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 import wnsense_native as wn
-from _common import best_time, read_bandwidth
+from _common import best_time, parse_args, read_bandwidth
 from wnsense_native._blas import single_threaded_blas
 
 
@@ -32,7 +32,7 @@ def main(argv=None):
     ap.add_argument("--kappa", type=float, default=10.0)
     ap.add_argument("--rank", type=int, default=50)
     ap.add_argument("--iters", type=int, default=20)
-    args = ap.parse_args(argv)
+    args = parse_args(ap, argv)
 
     bw = read_bandwidth()
     print(f"read bandwidth probe: {bw / 1e9:.1f} GB/s (OpenMP's default thread count)")

@@ -16,7 +16,7 @@ import argparse
 
 import wnsense_native as wn
 import numpy as np
-from _common import STORAGES, best_time, per_iteration, read_bandwidth, table
+from _common import STORAGES, best_time, parse_args, per_iteration, read_bandwidth, table
 
 from wnsense_native._blas import single_threaded_blas
 
@@ -32,7 +32,7 @@ def main(argv=None):
     ap.add_argument("--m", type=int, default=20000)
     ap.add_argument("--rstar", type=int, default=5)
     ap.add_argument("--rank", type=int, default=10)
-    args = ap.parse_args(argv)
+    args = parse_args(ap, argv)
     Zs = wn.low_rank_target(args.d, args.rstar, 5.0, rng=1)
     print_probe()
     X = np.linalg.qr(np.random.default_rng(0).standard_normal((args.d, args.rank)))[0]

@@ -16,7 +16,7 @@ import numpy as np
 
 import wnsense_native as wn
 from wnsense_native._blas import single_threaded_blas
-from _common import STORAGES, best_time, read_bandwidth, table
+from _common import STORAGES, best_time, parse_args, read_bandwidth, table
 
 
 def main(argv=None):
@@ -25,7 +25,7 @@ def main(argv=None):
     ap.add_argument("--gb", type=float, default=1.6, help="float64 full size of each operator")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeat", type=int, default=5)
-    args = ap.parse_args(argv)
+    args = parse_args(ap, argv)
     rng = np.random.default_rng(0)
     probe = {nt: read_bandwidth(n_threads=nt) for nt in args.threads}
     print("read bandwidth probe: " + ", ".join(f"{nt} thread(s) {bw / 1e9:.1f} GB/s"

@@ -18,7 +18,7 @@ import argparse
 import time
 
 import wnsense_native as wn
-from _common import table
+from _common import parse_args, table
 from wnsense_native.experiments._base import fmt_reach, first_reach
 
 FAST = [("precgd", "PrecGD", {}),
@@ -42,7 +42,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--all", action="store_true", help="also plain WN-RGD, GD and column WN")
     ap.add_argument("--reference", action="store_true", help="also time the numpy reference")
-    args = ap.parse_args(argv)
+    args = parse_args(ap, argv)
 
     d, rs = args.d, args.rstar
     m = int(args.mfactor * d * rs)

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 import wnsense_native as wn
-from _common import per_iteration, table
+from _common import parse_args, per_iteration, table
 
 CONFIGS = {
     "wn_rgd": {"method": "wn_rgd"},
@@ -44,7 +44,7 @@ def main(argv=None):
     ap.add_argument("--max-iter", type=int, default=3000,
                     help="budget for the time-to-1e-8 runs (0: skip them)")
     ap.add_argument("--methods", nargs="+", default=["wn_rgd", "wn_rgd_precond", "gd"])
-    args = ap.parse_args(argv)
+    args = parse_args(ap, argv)
 
     Zs = wn.low_rank_target(args.d, args.rstar, args.kappa, rng=1)
     op = wn.gaussian_sensing(args.d, args.m, dtype=args.dtype, packed=args.packed, rng=2)

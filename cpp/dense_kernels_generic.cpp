@@ -2,6 +2,9 @@
 #define WNSENSE_KERNEL_NS kernels_generic
 #include "dense_kernels_impl.hpp"
 
+#include <cstdlib>
+#include <cstring>
+
 namespace wnsense {
 namespace {
 bool cpu_has_avx2_fma() {
@@ -12,7 +15,14 @@ bool cpu_has_avx2_fma() {
   return false;
 #endif
 }
-const bool kUseAvx2 = cpu_has_avx2_fma();
+// WNSENSE_KERNEL_ISA=generic forces the baseline kernels (read once, at load time): results then
+// match a machine without AVX2, e.g. to test that a cluster with mixed ISAs is detected.
+bool use_avx2() {
+  const char* forced = std::getenv("WNSENSE_KERNEL_ISA");
+  if (forced && std::strcmp(forced, "generic") == 0) return false;
+  return cpu_has_avx2_fma();
+}
+const bool kUseAvx2 = use_avx2();
 }  // namespace
 
 const DenseKernelTable<double>& dense_kernels_f64() {

@@ -31,9 +31,11 @@ int team_size(int n_threads, Index n_slices, Index work) {
 }  // namespace
 
 Index reduction_slices(Index m) {
-  // Enough slices to balance up to 16 threads, few enough that reducing them is negligible.
+  // Enough slices to balance up to 64 threads (and to split an operator over up to 64 shards
+  // holding whole slices), each of at least 256 rows, so that the per-slice thin products
+  // (n_slices * d1 * d2 * k flops) stay a few percent of the pass (m * d1 * d2 numbers read).
   const Index by_size = (m + 255) / 256;
-  return std::max<Index>(1, std::min<Index>(16, by_size));
+  return std::max<Index>(1, std::min<Index>(64, by_size));
 }
 
 void matrix_to_weights(const DenseLayout& L, const Eigen::Ref<const RowMatrixXd>& Z,

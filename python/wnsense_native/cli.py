@@ -383,6 +383,10 @@ def main(argv=None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    if os.environ.get("WNSENSE_PARSE_ONLY"):
+        # the README test: the quoted command (subcommand, experiment, flags) is still valid
+        print(f"wnsense: parsed {args.command}")
+        return 0
     debug = bool(os.environ.get("WNSENSE_DEBUG"))
     t0 = time.perf_counter()
     try:
