@@ -143,17 +143,24 @@ py::object stack_or_none(const std::vector<RowMatrixXd>& parts, bool present, In
   return std::move(out);
 }
 
+// bounds of slices relative to a block of m rows: 1-D, from 0 to m, non-decreasing
+std::vector<Index> block_bounds(const IndexArray& bounds_arr, Index m) {
+  const Index n = bounds_arr.size();
+  require(bounds_arr.ndim() == 1 && n >= 2, "bounds must be 1-D with at least 2 entries");
+  std::vector<Index> bounds(bounds_arr.data(), bounds_arr.data() + n);
+  require(bounds.front() == 0 && bounds.back() == m,
+          "bounds must start at 0 and end at the number of rows of data");
+  for (Index s = 0; s + 1 < n; ++s) require(bounds[s] <= bounds[s + 1], "bounds must not decrease");
+  return bounds;
+}
+
 py::tuple dense_residual_slices_py(const py::array& data, Index d1, Index d2, bool packed,
                                    MatrixArg L, MatrixArg R, const py::object& y,
                                    const py::object& right, const py::object& left,
                                    bool symmetrize, const IndexArray& bounds_arr, int n_threads) {
   PassArgs a(data, d1, d2, packed, L, R, y, right, left, symmetrize);
-  const Index n = bounds_arr.size();
-  require(bounds_arr.ndim() == 1 && n >= 2, "bounds must be 1-D with at least 2 entries");
-  std::vector<Index> bounds(bounds_arr.data(), bounds_arr.data() + n);
-  require(bounds.front() == 0 && bounds.back() == a.D.m,
-          "bounds must start at 0 and end at the number of rows of data");
-  for (Index s = 0; s + 1 < n; ++s) require(bounds[s] <= bounds[s + 1], "bounds must not decrease");
+  const std::vector<Index> bounds = block_bounds(bounds_arr, a.D.m);
+  const Index n = static_cast<Index>(bounds.size());
   py::array_t<double> r(a.D.m);
   SliceResults parts;
   {
@@ -166,6 +173,27 @@ py::tuple dense_residual_slices_py(const py::array& data, Index d1, Index d2, bo
   const Index kr = a.req.right ? a.req.right->cols() : 0, kl = a.req.left ? a.req.left->cols() : 0;
   return py::make_tuple(r, sumsq, stack_or_none(parts.AV, a.req.right, d1, kr),
                         stack_or_none(parts.AtU, a.req.left, a.req.symmetrize ? d1 : d2, kl));
+}
+
+py::tuple dense_adjoint_slices_py(const py::array& data, Index d1, Index d2, bool packed,
+                                  VectorArg v, const py::object& right, const py::object& left,
+                                  bool symmetrize, const IndexArray& bounds_arr, int n_threads) {
+  const DenseData D = check_dense(data, d1, d2, packed, false);
+  require_length(v.size(), D.m, "v");
+  require(!symmetrize || d1 == d2, "symmetrize needs a square operator");
+  Products pr(right, left, d2, d1, symmetrize);
+  const std::vector<Index> bounds = block_bounds(bounds_arr, D.m);
+  SliceResults parts;
+  {
+    py::gil_scoped_release release;
+    with_storage(D, [&](auto* p) {
+      dense_adjoint_slices(p, D.layout, bounds, v.data(), pr.req, &parts, n_threads);
+    });
+  }
+  const Index kr = pr.req.right ? pr.req.right->cols() : 0;
+  const Index kl = pr.req.left ? pr.req.left->cols() : 0;
+  return py::make_tuple(stack_or_none(parts.AV, pr.req.right, d1, kr),
+                        stack_or_none(parts.AtU, pr.req.left, symmetrize ? d1 : d2, kl));
 }
 
 void fill_gaussian(py::array& data, Index d1, Index d2, bool packed, bool symmetric,
@@ -208,6 +236,11 @@ void bind_sensing(py::module_& m) {
         py::arg("bounds"), py::arg("n_threads") = 0,
         "As dense_residual over slices [bounds[s], bounds[s+1]) of the block, unfolded:\n"
         "(r, per-slice ||r||^2 (n,), (n, d1, k) products or None, (n, ., k') or None).");
+  m.def("dense_adjoint_slices", &dense_adjoint_slices_py, py::arg("data"), py::arg("d1"),
+        py::arg("d2"), py::arg("packed"), py::arg("v").noconvert(), py::arg("right"),
+        py::arg("left"), py::arg("symmetrize"), py::arg("bounds"), py::arg("n_threads") = 0,
+        "Per-slice thin products of A_s*(v_s) over slices [bounds[s], bounds[s+1]) of the\n"
+        "block, unfolded: ((n, d1, k) or None, (n, ., k') or None).");
   m.def(
       "slice_bounds",
       [](Index m) {

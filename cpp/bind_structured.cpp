@@ -1,6 +1,7 @@
 // Bindings for the matrix-free operators: sparse measurements (observed entries, entry sampling,
 // a user's sparse measurement matrix) and rank-one measurements. Every call releases the GIL
 // around native work and checks sizes before any native code touches memory.
+#include <deque>
 #include <memory>
 
 #include "bindings.hpp"
@@ -11,6 +12,29 @@ namespace {
 
 using IndexArray = py::array_t<std::int64_t, py::array::c_style>;
 using ValueArray = py::array_t<double, py::array::c_style>;
+
+// A list of thin matrices (each float64 C-contiguous with `rows` rows), kept as views for the
+// lifetime of this object.
+struct ThinList {
+  std::deque<Optional<MatrixArg>> items;
+  std::vector<const MatrixArg*> ptrs;
+  ThinList(const py::list& list, Index rows, const char* name) {
+    for (const py::handle h : list) {
+      items.emplace_back(py::reinterpret_borrow<py::object>(h), name);
+      if (!items.back().present) throw py::type_error(std::string(name) + " must hold arrays");
+      require_shape(items.back().get(), rows, items.back().get().cols(), name);
+      ptrs.push_back(&items.back().get());
+    }
+  }
+  ThinList(const ThinList&) = delete;
+  ThinList& operator=(const ThinList&) = delete;
+};
+
+py::list matrices(std::vector<RowMatrixXd>&& ms) {
+  py::list out;
+  for (auto& M : ms) out.append(py::array_t<double>(py::cast(std::move(M))));
+  return out;
+}
 
 // The native sparse operator plus the arrays it borrows (kept alive, never copied).
 struct PySparse {
@@ -86,6 +110,43 @@ struct PySparse {
     }
     return py::make_tuple(r, sumsq, matrix_or_none(pr.right.present, std::move(AV)),
                           matrix_or_none(pr.left.present, std::move(AtU)));
+  }
+
+  // residual_sorted's unreduced pieces (SparseMeasurements::residual_sides)
+  py::tuple residual_sides(MatrixArg L, MatrixArg R, const py::object& y_, const py::list& row_B,
+                           const py::list& col_B, int n_threads) {
+    const auto& S = *core;
+    require(S.one_per_measurement(), "the sorted pass needs one nonzero per measurement");
+    require_shape(L, S.d1(), L.cols(), "L");
+    require_shape(R, S.d2(), L.cols(), "R");
+    Optional<VectorArg> y(y_, "y");
+    if (y.present) require_length(y.get().size(), S.m(), "y");
+    const ThinList rb(row_B, S.d2(), "row_B"), cb(col_B, S.d1(), "col_B");
+    py::array_t<double> r(S.m());
+    std::vector<double> row_sumsq;
+    std::vector<RowMatrixXd> ro, co;
+    {
+      py::gil_scoped_release release;
+      S.residual_sides(L, R, y.data_or_null(), r.mutable_data(), &row_sumsq, rb.ptrs, &ro,
+                       cb.ptrs, &co, n_threads);
+    }
+    py::array_t<double> ss(static_cast<py::ssize_t>(row_sumsq.size()));
+    std::copy(row_sumsq.begin(), row_sumsq.end(), ss.mutable_data());
+    return py::make_tuple(r, ss, matrices(std::move(ro)), matrices(std::move(co)));
+  }
+
+  py::tuple adjoint_sides(VectorArg v, const py::list& row_B, const py::list& col_B,
+                          int n_threads) {
+    const auto& S = *core;
+    require(S.one_per_measurement(), "the sorted layout needs one nonzero per measurement");
+    require_length(v.size(), S.m(), "v");
+    const ThinList rb(row_B, S.d2(), "row_B"), cb(col_B, S.d1(), "col_B");
+    std::vector<RowMatrixXd> ro, co;
+    {
+      py::gil_scoped_release release;
+      S.adjoint_sides(v.data(), rb.ptrs, &ro, cb.ptrs, &co, n_threads);
+    }
+    return py::make_tuple(matrices(std::move(ro)), matrices(std::move(co)));
   }
 
   IndexArray order() const {
@@ -179,6 +240,15 @@ void bind_structured(py::module_& m) {
            py::arg("n_threads") = 0,
            "The pass in the row-sorted layout (one nonzero per measurement): y and r in the\n"
            "order of `order()`.")
+      .def("residual_sides", &PySparse::residual_sides, py::arg("L").noconvert(),
+           py::arg("R").noconvert(), py::arg("y"), py::arg("row_B"), py::arg("col_B"),
+           py::arg("n_threads") = 0,
+           "residual_sorted's pieces, unreduced (sharded operators reassemble them):\n"
+           "(r in sorted order, per-row ||r||^2 (d1,), [row side of w @ B for B in row_B],\n"
+           "[column side for B in col_B]); never symmetrized or halved.")
+      .def("adjoint_sides", &PySparse::adjoint_sides, py::arg("v").noconvert(),
+           py::arg("row_B"), py::arg("col_B"), py::arg("n_threads") = 0,
+           "The row and column sides of A*(v) for v in sorted order.")
       .def("order", &PySparse::order, "Row-sorted position -> measurement index (stable).")
       .def_property_readonly("one_per_measurement",
                              [](const PySparse& s) { return s.core->one_per_measurement(); })

@@ -1,5 +1,6 @@
 #include "structured_sensing.hpp"
 
+#include <algorithm>
 #include <string>
 
 namespace wnsense {
@@ -184,30 +185,24 @@ void SparseMeasurements::sorted_products(const double* w, const ThinRequest& req
   }
 }
 
-double SparseMeasurements::residual_sorted(const Eigen::Ref<const RowMatrixXd>& L,
-                                           const Eigen::Ref<const RowMatrixXd>& R,
-                                           const double* y, double* r, const ThinRequest& req,
-                                           RowMatrixXd* AV, RowMatrixXd* AtU,
-                                           int n_threads) const {
-  require(!ptr_, "the sorted pass needs one nonzero per measurement");
+void SparseMeasurements::sorted_sweep(const Eigen::Ref<const RowMatrixXd>& L,
+                                      const Eigen::Ref<const RowMatrixXd>& R, const double* y,
+                                      double* r, std::vector<double>* w_out,
+                                      const Eigen::Ref<const RowMatrixXd>* B, RowMatrixXd* by_rows,
+                                      std::vector<double>* row_sumsq, int nt) const {
   const Index k = L.cols(), ldl = L.outerStride(), ldr = R.outerStride();
   const double* Lp = L.data();
   const double* Rp = R.data();
-  const int nt = team(n_threads, nnz_ * (k + 1));
-  std::vector<double> w(req.any() ? nnz_ : 0);
-  // one sweep over the row-sorted entries: r, ||r||^2 per row, the weights, and the row side
-  // of A*(r) @ right while the entry is in registers
-  const Eigen::Ref<const RowMatrixXd>* B = req.right;
+  std::vector<double>& w = *w_out;
   const Index kb = B ? B->cols() : 0, ldb = B ? B->outerStride() : 0;
   const double* Bp = B ? B->data() : nullptr;
-  RowMatrixXd by_rows;
-  if (B) by_rows.setZero(d1_, kb);
-  std::vector<double> row_sumsq(d1_, 0.0);
+  if (B) by_rows->setZero(d1_, kb);
+  row_sumsq->assign(d1_, 0.0);
 #pragma omp parallel for schedule(dynamic, 64) num_threads(nt) if (nt > 1)
   for (Index g = 0; g < d1_; ++g) {
     const double* lg = Lp + g * ldl;
     const double* rg = Rp + g * ldr;
-    double* out = B ? by_rows.data() + g * kb : nullptr;
+    double* out = B ? by_rows->data() + g * kb : nullptr;
     double ss = 0.0;
     for (Index q = row_ptr_[g]; q < row_ptr_[g + 1]; ++q) {
       const std::int64_t c = sorted_cols_[q];
@@ -226,11 +221,64 @@ double SparseMeasurements::residual_sorted(const Eigen::Ref<const RowMatrixXd>& 
         }
       }
     }
-    row_sumsq[g] = ss;
+    (*row_sumsq)[g] = ss;
   }
-  if (req.any()) sorted_products(w.data(), req, B ? &by_rows : nullptr, AV, AtU, nt);
+}
+
+double SparseMeasurements::residual_sorted(const Eigen::Ref<const RowMatrixXd>& L,
+                                           const Eigen::Ref<const RowMatrixXd>& R,
+                                           const double* y, double* r, const ThinRequest& req,
+                                           RowMatrixXd* AV, RowMatrixXd* AtU,
+                                           int n_threads) const {
+  require(!ptr_, "the sorted pass needs one nonzero per measurement");
+  const int nt = team(n_threads, nnz_ * (L.cols() + 1));
+  std::vector<double> w(req.any() ? nnz_ : 0);
+  // one sweep over the row-sorted entries: r, ||r||^2 per row, the weights, and the row side
+  // of A*(r) @ right while the entry is in registers
+  RowMatrixXd by_rows;
+  std::vector<double> row_sumsq;
+  sorted_sweep(L, R, y, r, &w, req.right, &by_rows, &row_sumsq, nt);
+  if (req.any()) sorted_products(w.data(), req, req.right ? &by_rows : nullptr, AV, AtU, nt);
   // ||r||^2: the rows' sums folded in row order (independent of the thread count)
   return fold_sumsq(row_sumsq);
+}
+
+void SparseMeasurements::residual_sides(
+    const Eigen::Ref<const RowMatrixXd>& L, const Eigen::Ref<const RowMatrixXd>& R,
+    const double* y, double* r, std::vector<double>* row_sumsq,
+    const std::vector<const Eigen::Ref<const RowMatrixXd>*>& row_B,
+    std::vector<RowMatrixXd>* row_out,
+    const std::vector<const Eigen::Ref<const RowMatrixXd>*>& col_B,
+    std::vector<RowMatrixXd>* col_out, int n_threads) const {
+  require(!ptr_, "the sorted pass needs one nonzero per measurement");
+  const int nt = team(n_threads, nnz_ * (L.cols() + 1));
+  const bool any = !row_B.empty() || !col_B.empty();
+  std::vector<double> w(any ? nnz_ : 0);
+  row_out->assign(row_B.size(), RowMatrixXd());
+  col_out->assign(col_B.size(), RowMatrixXd());
+  // the first row side fused into the sweep, as residual_sorted fuses A*(r) @ right
+  sorted_sweep(L, R, y, r, &w, row_B.empty() ? nullptr : row_B[0],
+               row_B.empty() ? nullptr : &(*row_out)[0], row_sumsq, nt);
+  for (std::size_t i = 1; i < row_B.size(); ++i) row_side(w.data(), *row_B[i], &(*row_out)[i], nt);
+  for (std::size_t i = 0; i < col_B.size(); ++i) col_side(w.data(), *col_B[i], &(*col_out)[i], nt);
+}
+
+void SparseMeasurements::adjoint_sides(
+    const double* v, const std::vector<const Eigen::Ref<const RowMatrixXd>*>& row_B,
+    std::vector<RowMatrixXd>* row_out,
+    const std::vector<const Eigen::Ref<const RowMatrixXd>*>& col_B,
+    std::vector<RowMatrixXd>* col_out, int n_threads) const {
+  require(!ptr_, "the sorted layout needs one nonzero per measurement");
+  Index kmax = 1;
+  for (auto* B : row_B) kmax = std::max(kmax, B->cols());
+  for (auto* B : col_B) kmax = std::max(kmax, B->cols());
+  const int nt = team(n_threads, nnz_ * kmax);
+  std::vector<double> w(nnz_);
+  for (Index q = 0; q < nnz_; ++q) w[q] = scale_ * v[q];
+  row_out->assign(row_B.size(), RowMatrixXd());
+  col_out->assign(col_B.size(), RowMatrixXd());
+  for (std::size_t i = 0; i < row_B.size(); ++i) row_side(w.data(), *row_B[i], &(*row_out)[i], nt);
+  for (std::size_t i = 0; i < col_B.size(); ++i) col_side(w.data(), *col_B[i], &(*col_out)[i], nt);
 }
 
 void SparseMeasurements::adjoint_products(const double* v, const ThinRequest& req,

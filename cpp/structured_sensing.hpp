@@ -41,6 +41,26 @@ class SparseMeasurements {
                          const Eigen::Ref<const RowMatrixXd>& R, const double* y_sorted,
                          double* r_sorted, const ThinRequest& req, RowMatrixXd* AV,
                          RowMatrixXd* AtU, int n_threads) const;
+  // The unreduced pieces of residual_sorted, for an operator split over shards that each own
+  // whole rows or whole columns: r (sorted order), every row's ||r||^2 (not folded:
+  // row_sumsq has d1 entries) and, for each B of row_B, the row side sum over row g's entries of
+  // w_q B[col_q]; for each B of col_B the column side sum over column c's entries of
+  // w_q B[row_q] (w_q = scale r_q; never symmetrized or halved). residual_sorted is
+  // fold_sumsq(row_sumsq) and, per product, the row side (A*(r) @ right), the column side
+  // (A*(r)^T @ left) or their mean (symmetric): the same sums in the same order, bit for bit.
+  void residual_sides(const Eigen::Ref<const RowMatrixXd>& L,
+                      const Eigen::Ref<const RowMatrixXd>& R, const double* y_sorted,
+                      double* r_sorted, std::vector<double>* row_sumsq,
+                      const std::vector<const Eigen::Ref<const RowMatrixXd>*>& row_B,
+                      std::vector<RowMatrixXd>* row_out,
+                      const std::vector<const Eigen::Ref<const RowMatrixXd>*>& col_B,
+                      std::vector<RowMatrixXd>* col_out, int n_threads) const;
+  // The same sides for a given v in sorted order (w_q = scale v_q), no residual.
+  void adjoint_sides(const double* v_sorted,
+                     const std::vector<const Eigen::Ref<const RowMatrixXd>*>& row_B,
+                     std::vector<RowMatrixXd>* row_out,
+                     const std::vector<const Eigen::Ref<const RowMatrixXd>*>& col_B,
+                     std::vector<RowMatrixXd>* col_out, int n_threads) const;
   bool one_per_measurement() const { return ptr_ == nullptr; }
   // internal position q -> measurement index (entries sorted by row, stable)
   const std::vector<std::int64_t>& order() const { return by_row_; }
@@ -69,6 +89,12 @@ class SparseMeasurements {
                 int nt) const;
   void sorted_products(const double* w, const ThinRequest& req, RowMatrixXd* right_rows,
                        RowMatrixXd* AV, RowMatrixXd* AtU, int nt) const;
+  // The sweep of the sorted pass: r, each row's ||r||^2, the weights w (when w is non-empty)
+  // and, when B is given, the row side of w @ B into by_rows, while the entry is in registers.
+  void sorted_sweep(const Eigen::Ref<const RowMatrixXd>& L, const Eigen::Ref<const RowMatrixXd>& R,
+                    const double* y, double* r, std::vector<double>* w,
+                    const Eigen::Ref<const RowMatrixXd>* B, RowMatrixXd* by_rows,
+                    std::vector<double>* row_sumsq, int nt) const;
 
   Index m_, d1_, d2_, nnz_;
   const std::int64_t* ptr_;
