@@ -40,3 +40,11 @@ from .completion import complete
 __all__ += ["solve", "SolveResult", "complete"]
 
 from . import reference  # noqa: E402  (wn.reference.solve: the pure-numpy baseline)
+
+
+def __getattr__(name):
+    # wn.distributed: imported on first use (it needs the optional 'dask' extra)
+    if name == "distributed":
+        import importlib
+        return importlib.import_module(".distributed", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -513,6 +513,13 @@ def completion_sensing(rows, cols, shape, *, symmetric=False) -> EntrySampling:
     used in place when they are C-contiguous int64, else converted once. Nothing ``d1 x d2`` is
     ever formed: a pass costs ``O(m k)`` for rank-``k`` factors.
     """
+    rows, cols, d1, d2, symmetric = _observed_entries(rows, cols, shape, symmetric)
+    return EntrySampling(rows, cols, d1, d2, scale=1.0, symmetric=symmetric)
+
+
+def _observed_entries(rows, cols, shape, symmetric):
+    """The checked arguments of :func:`completion_sensing`: ``(rows, cols, d1, d2, symmetric)``
+    with the indices as C-contiguous int64 arrays (in place when they already are)."""
     d1, d2 = _shape_pair(shape)
     rows = _index_array("rows", rows, d1)
     cols = _index_array("cols", cols, d2)
@@ -523,7 +530,7 @@ def completion_sensing(rows, cols, shape, *, symmetric=False) -> EntrySampling:
         raise TypeError(f"symmetric must be a bool, got {type(symmetric).__name__}")
     if symmetric and d1 != d2:
         raise ValueError(f"symmetric=True needs a square shape, got {(d1, d2)}")
-    return EntrySampling(rows, cols, d1, d2, scale=1.0, symmetric=bool(symmetric))
+    return rows, cols, d1, d2, bool(symmetric)
 
 
 def sparse_sensing(M, shape, *, symmetric=False) -> SparseSensing:
@@ -622,8 +629,18 @@ def identity_sensing(d, *, d2=None) -> IdentitySensing:
 
 
 def _symmetric_stack(stack: np.ndarray) -> bool:
-    """Every ``M_i == M_i^T`` to 1e-12 relative to ``max |M|``, checked a block of measurements at
-    a time: the temporaries stay small (``BLOCK_ELEMENTS``) however large the operator is (a
+    """Every ``M_i == M_i^T`` to 1e-12 relative to ``max |M|`` (see :func:`_asymmetry`)."""
+    return _is_symmetric(*_asymmetry(stack))
+
+
+def _is_symmetric(scale: float, worst: float) -> bool:
+    """The symmetry test on ``(max |M|, max |M_i - M_i^T|)``, combinable over blocks (max of each)."""
+    return worst <= 1e-12 * max(scale, 1e-300)
+
+
+def _asymmetry(stack: np.ndarray) -> tuple[float, float]:
+    """``(max |M|, max |M_i - M_i^T|)`` of a square ``(m, d, d)`` stack, a block of measurements
+    at a time: the temporaries stay small (``BLOCK_ELEMENTS``) however large the operator is (a
     whole-array check would allocate two operator-sized temporaries)."""
     m, d, _ = stack.shape
     # each block is read three times (max, min, M - M^T): blocks of BLOCK_ELEMENTS / 16 (512 KB
@@ -636,7 +653,16 @@ def _symmetric_stack(stack: np.ndarray) -> bool:
         diff = b - b.transpose(0, 2, 1)
         worst = max(worst, float(np.abs(diff, out=diff).max()))
         del diff  # before the next block's temporary is allocated
-    return worst <= 1e-12 * max(scale, 1e-300)
+    return scale, worst
+
+
+def _packed_rows(stack: np.ndarray, store) -> np.ndarray:
+    """The packed storage of a square ``(m, d, d)`` stack: row ``i`` is the upper triangle of
+    ``sym(M_i)`` in ``numpy.triu_indices`` order, in dtype ``store``."""
+    iu = np.triu_indices(stack.shape[1])
+    upper = stack[:, iu[0], iu[1]]
+    lower = stack[:, iu[1], iu[0]]
+    return np.ascontiguousarray(0.5 * (upper + lower), dtype=store)
 
 
 def dense_sensing(M, *, symmetric=None, dtype=None, packed=False) -> DenseSensing:
@@ -679,10 +705,7 @@ def dense_sensing(M, *, symmetric=None, dtype=None, packed=False) -> DenseSensin
     else:
         store = np.dtype(_DTYPES[_storage_key(dtype)])
     if packed:
-        iu = np.triu_indices(d1)
-        upper = stack[:, iu[0], iu[1]]
-        lower = stack[:, iu[1], iu[0]]
-        data = np.ascontiguousarray(0.5 * (upper + lower), dtype=store)
+        data = _packed_rows(stack, store)
     else:
         data = arr.reshape(m, d1 * d2)
         if data.dtype != store:
