@@ -227,24 +227,31 @@ class _Shard:
 class _DenseShard(_Shard):
     """Rows ``[a, b)`` of a dense operator (whole reduction slices) on one worker."""
 
-    def __init__(self, spec, block=None):
+    def __init__(self, spec):
         super().__init__(spec)
         a, b = spec["rows"]
         d1, d2 = spec["d1"], spec["d2"]
-        store = np.dtype(spec["dtype"])
         self.asymmetry = None
+        self.packed = spec["packed"]
+        self.bounds = np.asarray(spec["bounds"], dtype=np.int64) - a  # local slice bounds
         if spec["kind"] == "gaussian":
             p = d1 * (d1 + 1) // 2 if spec["packed"] else d1 * d2
-            data = np.empty((b - a, p), dtype=store)
-            _core.fill_gaussian(data, d1, d2, spec["packed"], spec["symmetric"], spec["seed"],
-                                self.n_threads, a, spec["m"])
+            self.data = np.empty((b - a, p), dtype=np.dtype(spec["dtype"]))
+            _core.fill_gaussian(self.data, d1, d2, spec["packed"], spec["symmetric"],
+                                spec["seed"], self.n_threads, a, spec["m"])
         else:
-            data = self._from_block(block, b - a, d1, d2, store)
-        self.data = data
-        self.packed = spec["packed"] and spec["symmetric"] is True
-        if spec["packed"] and spec["symmetric"] is True and data.shape[1] != d1 * (d1 + 1) // 2:
+            self.data = np.empty((0, d1 * d2))  # until load()
+
+    def load(self, block):
+        """Take this shard's rows from its chunk of the user's dask array (a task on this
+        worker hands it over, so the actor itself has no lineage in the scheduler)."""
+        s = self.spec
+        a, b = s["rows"]
+        self.data = self._from_block(block, b - a, s["d1"], s["d2"], np.dtype(s["dtype"]))
+        self.packed = False
+        if s["packed"] and s["symmetric"] is True:
             self.pack()
-        self.bounds = np.asarray(spec["bounds"], dtype=np.int64) - a  # local slice bounds
+        return True
 
     def _from_block(self, block, n, d1, d2, store):
         """This shard's rows from its chunk of the user's dask array, checked against what the
@@ -255,8 +262,7 @@ class _DenseShard(_Shard):
         if block.dtype != declared:
             raise TypeError(f"array: shard {j}'s chunk has dtype {block.dtype}, the dask array "
                             f"declares {declared} (chunks of unequal dtype)")
-        if block.shape[0] != n or int(np.prod(block.shape[1:])) != d1 * d2 or block.ndim not in (
-                2, 3):
+        if block.shape != (n,) + tuple(self.spec["declared_shape"]):
             raise ValueError(f"array: shard {j}'s chunk has shape {block.shape}, the dask array "
                              f"declares {n} rows of {d1} x {d2} (chunks of unequal shape)")
         flat = block.reshape(n, d1 * d2)
@@ -327,14 +333,20 @@ class _EntriesShard(_Shard):
     ``[lo, hi)``, in entry order, as a native ``SparseMeasurements`` of the full shape; it owns
     those rows (columns) of the thin products."""
 
-    def __init__(self, spec, rows, cols):
+    def __init__(self, spec):
         super().__init__(spec)
+        self.lo, self.hi = spec["range"]
+        self.rows = self.cols = self.order = np.empty(0, dtype=np.int64)
+
+    def load(self, rows, cols):
+        """Take this shard's entries (sent straight to this worker by the driver)."""
         self.rows = np.ascontiguousarray(rows, dtype=np.int64)
         self.cols = np.ascontiguousarray(cols, dtype=np.int64)
-        self.native = _core.SparseMeasurements(len(self.rows), spec["d1"], spec["d2"], self.rows,
-                                               self.cols, None, None, 1.0, spec["symmetric"])
+        s = self.spec
+        self.native = _core.SparseMeasurements(len(self.rows), s["d1"], s["d2"], self.rows,
+                                               self.cols, None, None, 1.0, s["symmetric"])
         self.order = self.native.order()  # sorted position -> this shard's entry index
-        self.lo, self.hi = spec["range"]
+        return True
 
     def nbytes(self):
         return int(self.rows.nbytes + self.cols.nbytes + 5 * self.order.nbytes)
@@ -372,6 +384,11 @@ class _EntriesShard(_Shard):
 
     def forward(self, Z):
         return self.native.forward(Z)
+
+
+def _load_shard(actor_key, *data):
+    """A task on the shard's worker: hand ``data`` (computed or scattered there) to its actor."""
+    return distributed.get_worker().state.actors[actor_key].load(*data)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -439,8 +456,8 @@ def _drop_measurements(op_ref, key):
 class _ShardedOperator(SensingOperator):
     """Shards as dask actors: placement, environment checks, calls, faults, close and pickle.
 
-    Subclasses define ``_specs`` (one dict per shard), ``_actor`` (the actor class), ``_args(j)``
-    (the actor's constructor arguments besides its spec), ``_y_part(j, y)``, ``_recipe()`` and
+    Subclasses define ``_specs`` (one dict per shard), ``_actor`` (the actor class), ``_data(j,
+    addr)`` (futures of the data ``actor.load`` takes, or None), ``_y_part(j, y)``, ``_recipe()`` and
     ``_from_recipe(client, recipe, workers)``."""
 
     timeout = 600.0  # seconds a call may take before the worker counts as hung
@@ -506,18 +523,34 @@ class _ShardedOperator(SensingOperator):
 
     # -- shards ----------------------------------------------------------------------------
     def _launch(self, j):
-        """Create shard ``j``'s actor on its worker; the future (held until close) keeps it
-        alive. A pinned task whose worker leaves would wait for ever: that is watched."""
+        """Create shard ``j``'s actor on its worker (the future, held until close, keeps it
+        alive), then load its data with a task pinned there. The data never is a dependency of
+        the actor: the scheduler forgets its graph once loaded, so a rebuild meets no task still
+        pinned to a worker that died (such a task would wait for that worker for ever)."""
         addr = self.placement[j]
-        args = self._args(j, addr)
-        fut = self._client.submit(self._actor, self._specs[j], *args, actor=True,
-                                  workers=[addr], allow_other_workers=False, pure=False,
+        fut = self._client.submit(self._actor, self._specs[j], actor=True, workers=[addr],
+                                  allow_other_workers=False, pure=False,
                                   key=f"wnsense-shard-{uuid.uuid4().hex[:16]}-{j}")
-        del args  # the actor holds its data; its argument futures are released with it
         self._futures[j] = fut
+        self._await(fut, j, addr)
+        data = self._data(j, addr)
+        if data is None:
+            return
+        task = self._client.submit(_load_shard, fut.key, *data, workers=[addr],
+                                   allow_other_workers=False, pure=False,
+                                   key=f"wnsense-load-{uuid.uuid4().hex[:16]}-{j}")
+        del data  # the load task holds them until it is done
+        try:
+            self._await(task, j, addr)
+        finally:
+            task.release()
+
+    def _await(self, fut, j, addr):
+        """Wait for a construction future, watching that its pinned worker is alive; raise the
+        shard's own error (bad data: ``TypeError``/``ValueError`` naming the input)."""
         start = last_check = time.monotonic()
         while fut.status == "pending":
-            time.sleep(0.01)
+            time.sleep(0.005)
             now = time.monotonic()
             if self.build_timeout is not None and now - start > self.build_timeout:
                 raise RuntimeError(f"shard {j} was not built on worker {addr} within "
@@ -527,12 +560,16 @@ class _ShardedOperator(SensingOperator):
                 if addr not in _live_workers(self._client):
                     raise RuntimeError(f"worker {addr} left the cluster while building shard "
                                        f"{j}")
-        if fut.status != "finished":
-            exc = fut.exception()
-            self._release_shard(j)
-            if isinstance(exc, (TypeError, ValueError)):
-                raise type(exc)(str(exc)) from None  # the user's data, named by the shard
-            raise RuntimeError(f"worker {addr} could not build shard {j}: {exc!r}") from exc
+        if fut.status == "finished":
+            return
+        exc = fut.exception() if fut.status == "error" else None
+        if isinstance(exc, (TypeError, ValueError)):  # the user's data, named
+            msg = str(exc)
+            if not msg.startswith(self._source):
+                msg = f"{self._source}: computing shard {j}'s part failed: {exc!r}"
+            raise type(exc)(msg) from None
+        why = repr(exc) if exc is not None else f"its future is {fut.status!r}"
+        raise RuntimeError(f"worker {addr} could not build shard {j}: {why}") from exc
 
     def _release_shard(self, j):
         if self._futures[j] is not None:
@@ -796,6 +833,7 @@ class ShardedDense(_ShardedOperator):
     ``timeout``, ``recover``, ``rebuilds``, ``closed``."""
 
     _actor = _DenseShard
+    _source = "array"
 
     def __init__(self, client, *, m, d1, d2, symmetric, packed, dtype, shards, recipe, chunk=None,
                  workers=None, timeout=600.0, build_timeout=None, recover=True, n_threads=None):
@@ -818,7 +856,8 @@ class ShardedDense(_ShardedOperator):
                                                                     int(bounds[s1])),
                         "bounds": bounds[s0:s1 + 1].tolist(), "m": m, "d1": d1, "d2": d2,
                         "symmetric": symmetric, "packed": self.packed, "dtype": str(self._dtype),
-                        "seed": recipe.get("seed"), "declared_dtype": recipe.get("declared")}
+                        "seed": recipe.get("seed"), "declared_dtype": recipe.get("declared"),
+                        "declared_shape": recipe.get("declared_shape")}
                        for j, (s0, s1) in enumerate(self.slice_groups)]
         self._start(client, alive, timeout, recover, n_threads)
         if symmetric is None:
@@ -850,10 +889,10 @@ class ShardedDense(_ShardedOperator):
     def dtype(self):
         return self._dtype
 
-    def _args(self, j, addr):
+    def _data(self, j, addr):
         if self._specs[j]["kind"] == "gaussian":
-            return ()
-        return (self._client.compute(self._chunk(j), workers=[addr]),)
+            return None  # generated by the actor itself
+        return [self._client.compute(self._chunk(j), workers=[addr])]
 
     def _can_rebuild(self):
         return self._chunk is not None or self._specs[0]["kind"] == "gaussian"
@@ -946,6 +985,7 @@ class ShardedCompletion(_ShardedOperator):
     ``col_ranges`` (the rows and columns of each row and column shard; balanced by entries)."""
 
     _actor = _EntriesShard
+    _source = "rows"
 
     def __init__(self, client, rows, cols, d1, d2, *, symmetric, shards, workers=None,
                  timeout=600.0, build_timeout=None, recover=True, n_threads=None):
@@ -989,9 +1029,10 @@ class ShardedCompletion(_ShardedOperator):
     def _restore_attributes(self, recipe):
         self.rows, self.cols = recipe["rows"], recipe["cols"]
 
-    def _args(self, j, addr):
+    def _data(self, j, addr):
         members = self._members[j]
-        return (self.rows[members], self.cols[members])
+        return self._client.scatter([self.rows[members], self.cols[members]], workers=[addr],
+                                    hash=False)
 
     def _y_part(self, j, y):
         return np.ascontiguousarray(y[self._members[j]])
@@ -1185,10 +1226,11 @@ def dense_sensing(array, *, client, symmetric=None, packed=False, shards=None, w
         raise ValueError(f"shards must be in [1, {n_slices}] for m = {m} (a shard holds whole "
                          f"reduction slices of at least 256 rows), got {n}")
     rows = [int(bounds[s1] - bounds[s0]) for s0, s1 in _groups(n_slices, n)]
-    flat = array.reshape(m, d1 * d2) if array.ndim == 3 else array
-    flat = flat.rechunk((tuple(rows), (d1 * d2,)))
-    chunks = flat.to_delayed().ravel().tolist()
-    recipe = {"kind": "array", "array": array, "declared": str(array.dtype)}
+    # one chunk per shard (whole measurements; reshaped on the worker, after its checks)
+    chunks = array.rechunk((tuple(rows),) + tuple((s,) for s in array.shape[1:]))
+    chunks = chunks.to_delayed().ravel().tolist()
+    recipe = {"kind": "array", "array": array, "declared": str(array.dtype),
+              "declared_shape": tuple(int(s) for s in array.shape[1:])}
     return ShardedDense(client, m=m, d1=d1, d2=d2,
                         symmetric=None if symmetric is None else bool(symmetric),
                         packed=bool(packed), dtype=store, shards=n, recipe=recipe,
