@@ -5,6 +5,10 @@
     wnsense reproduce NAME [--seed S] [--out DIR] [--full] [--no-plot] [--max-iter N] [size flags]
     wnsense solve --operator M.npy --y y.npy --rank R [--method wn_rgd] [--out x.npy]
 
+``solve`` and ``reproduce fig2b`` also take ``--scheduler ADDRESS`` (shard the operator on an
+existing Dask cluster) or ``--workers N`` (a local cluster of N worker processes on 127.0.0.1,
+started and closed by the command); both need the optional extra ``dask``.
+
 Every error the user can cause (bad flags, unknown experiment, unreadable or malformed files,
 impossible sizes) ends the program with a one-line message on stderr and a non-zero exit status;
 set WNSENSE_DEBUG=1 to see the traceback of an unexpected error.
@@ -12,6 +16,7 @@ set WNSENSE_DEBUG=1 to see the traceback of an unexpected error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -105,6 +110,18 @@ def _add_common(p, *, full=True):
                    help="threads of the native kernels (default: OpenMP's default)")
 
 
+def _add_cluster(p):
+    g = p.add_argument_group("Dask cluster (optional extra 'dask'; the results are the same bit "
+                             "for bit)")
+    x = g.add_mutually_exclusive_group()
+    x.add_argument("--scheduler", metavar="ADDRESS",
+                   help="shard the operator on the workers of an existing Dask cluster "
+                        "(e.g. tcp://10.0.0.5:8786)")
+    x.add_argument("--workers", type=_int_at_least(1), metavar="N",
+                   help="start a local Dask cluster of N worker processes on 127.0.0.1 for this "
+                        "command (closed when it ends) and shard the operator on it")
+
+
 def _add_params(p, exp):
     from .experiments._base import NOTSET
 
@@ -163,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
                              + (f". {exp.full_note}" if exp.full_note else ""))
         _add_common(p)
         _add_params(p, exp)
+        if exp.distributed:
+            _add_cluster(p)
         p.set_defaults(func=_cmd_reproduce)
     rep.set_defaults(func=_cmd_reproduce)
 
@@ -194,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     sol.add_argument("--progress", action="store_true", help="progress bar (needs tqdm)")
     sol.add_argument("--out", metavar="FILE",
                      help="save the recovered matrix (.npy) or matrix + factors (.npz)")
+    _add_cluster(sol)
     sol.set_defaults(func=_cmd_solve)
     return parser
 
@@ -240,6 +260,40 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _dask_client(args):
+    """The ``distributed.Client`` of ``--scheduler`` / ``--workers`` (None without them); a
+    cluster started here is closed on exit."""
+    if not (getattr(args, "scheduler", None) or getattr(args, "workers", None)):
+        yield None
+        return
+    flag = "--scheduler" if args.scheduler else "--workers"
+    try:
+        import distributed
+    except ImportError:
+        raise CLIError(f"{flag} needs the optional extra 'dask': "
+                       f"pip install 'wnsense_native[dask]'") from None
+    with contextlib.ExitStack() as stack:
+        if args.scheduler:
+            try:
+                client = distributed.Client(args.scheduler, timeout=10, set_as_default=False)
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise CLIError(f"--scheduler: cannot connect to {args.scheduler} "
+                               f"({_one_line(exc)})") from None
+        else:
+            threads = max(1, (os.cpu_count() or 1) // args.workers)
+            cluster = stack.enter_context(distributed.LocalCluster(
+                n_workers=args.workers, threads_per_worker=threads, processes=True,
+                host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                worker_dashboard_address="127.0.0.1:0"))
+            client = distributed.Client(cluster, set_as_default=False)
+        stack.callback(client.close)
+        n = len(client.scheduler_info(n_workers=-1)["workers"])
+        if not getattr(args, "quiet", False):
+            print(f"dask: {n} worker(s) at {client.scheduler.address}", flush=True)
+        yield client
+
+
 def _cmd_reproduce(args) -> int:
     from .experiments import EXPERIMENTS, list_experiments, run_experiment
 
@@ -251,7 +305,8 @@ def _cmd_reproduce(args) -> int:
             print(f"{name.ljust(width)}  {desc}")
         return 0
     exp = EXPERIMENTS[args.experiment]
-    run_experiment(exp.name, full=args.full, **_experiment_kwargs(args, exp))
+    with _dask_client(args) as client:
+        run_experiment(exp.name, full=args.full, client=client, **_experiment_kwargs(args, exp))
     return 0
 
 
@@ -316,8 +371,6 @@ def _parse_option(text):
 def _cmd_solve(args) -> int:
     import numpy as np
 
-    import wnsense_native as wn
-
     options = dict(_parse_option(o) for o in args.option)
     M = _load_npy("--operator", args.operator, mmap=True)
     if M.ndim not in (2, 3):
@@ -337,20 +390,50 @@ def _cmd_solve(args) -> int:
         out_dir = os.path.dirname(os.path.abspath(args.out))
         if not os.path.isdir(out_dir):
             raise CLIError(f"--out: directory {out_dir} does not exist")
+    with _dask_client(args) as client:
+        return _solve(args, M, y, x_true, symmetric, options, client)
+
+
+def _solve(args, M, y, x_true, symmetric, options, client):
+    import wnsense_native as wn
+
     try:
-        op = wn.dense_sensing(M, symmetric=symmetric)
+        if client is None:
+            op = wn.dense_sensing(M, symmetric=symmetric)
+        else:  # the workers read the file by path (one machine, or a shared filesystem)
+            from . import distributed as wnd
+            op = wnd.dense_sensing(wnd.npy_array(os.path.abspath(args.operator)),
+                                   client=client, symmetric=symmetric)
     except (ValueError, TypeError) as exc:
         raise CLIError(f"--operator: {_one_line(exc)}") from None
     m, d1, d2 = op.shape
     kind = "symmetric" if op.symmetric else "rectangular"
+    where = "" if client is None else f", {op.n_shards} shards on the Dask workers"
     print(f"operator: {m} measurements of {d1} x {d2} matrices ({kind}, {op.dtype}) from "
-          f"{args.operator}")
+          f"{args.operator}{where}")
     if x_true is not None and x_true.shape != (d1, d2):
         raise CLIError(f"--x-true: expected shape ({d1}, {d2}), got {x_true.shape}")
-    res = wn.solve(op, y, args.rank, method=args.method, max_iter=args.max_iter, tol=args.tol,
+    try:
+        res = _run_solve(args, op, y, x_true, options)
+    finally:
+        if client is not None:
+            op.close()  # release the shards on the workers
+    _report(args, res, d1, d2, x_true, options)
+    return 0
+
+
+def _run_solve(args, op, y, x_true, options):
+    import wnsense_native as wn
+
+    return wn.solve(op, y, args.rank, method=args.method, max_iter=args.max_iter, tol=args.tol,
                    step_size=args.step_size, rng=args.seed, x_true=x_true,
                    n_threads=args.threads, max_time=args.max_time,
                    progress=bool(args.progress), **options)
+
+
+def _report(args, res, d1, d2, x_true, options):
+    import numpy as np
+
     s = np.linalg.svd(res.x, compute_uv=False)
     num_rank = int(np.sum(s > 1e-8 * max(s[0], 1e-300))) if s.size else 0
     print(f"method: {args.method}, search rank {args.rank}"

@@ -79,7 +79,8 @@ _register(Experiment(
         _p("packed", "bool", False, "packed upper-triangle storage", full=True),
     ],
     full_note="--full: the paper's d=300, m=50000, r in {50,75,100}, float32 packed operator "
-              "(9 GB RAM; about 2 s per WN-RGD iteration on 2 cores: hours; --max-time caps each run)"))
+              "(9 GB RAM; about 2 s per WN-RGD iteration on 2 cores: hours; --max-time caps each run)",
+    distributed=True))
 
 _register(Experiment(
     "full_rank", "Full rank r = d: WN-RGD converges in one magnitude step",
@@ -235,18 +236,24 @@ def resolve_params(exp: Experiment, full=False, **given) -> dict:
 
 def run_experiment(name, *, seed=0, out=".", plot=True, full=False, progress=False,
                    verbose=True, csv_full=False, max_time=None, n_threads=None,
-                   file_stem=None, label=None, **params) -> dict:
+                   file_stem=None, label=None, client=None, **params) -> dict:
     """Run experiment ``name`` and write its files; returns the JSON summary (a dict).
 
     ``params``: the experiment's parameters (see ``EXPERIMENTS[name].params``), e.g.
     ``kappas=[10], max_iter=2000``; unset ones take their defaults (``full=True``: the paper's
-    size where the experiment has one). ``max_time`` limits each solve (seconds).
+    size where the experiment has one). ``max_time`` limits each solve (seconds). ``client``: a
+    ``distributed.Client`` on which the experiment's Gaussian operator is sharded
+    (experiments with ``distributed=True`` only; the numbers are the same bit for bit).
     """
     exp = EXPERIMENTS.get(name)
     if exp is None:
         raise ExperimentError(f"unknown experiment {name!r}; available: "
                               f"{', '.join(EXPERIMENTS)}")
     resolved = resolve_params(exp, full=full, **params)
+    if client is not None and not exp.distributed:
+        raise ExperimentError(f"experiment {exp.name!r} does not run on a Dask cluster "
+                              f"(client= is for: "
+                              f"{', '.join(e.name for e in EXPERIMENTS.values() if e.distributed)})")
     if exp.requires:
         module, hint = exp.requires
         try:
@@ -264,7 +271,7 @@ def run_experiment(name, *, seed=0, out=".", plot=True, full=False, progress=Fal
         raise ExperimentError(f"output directory {out!r} is not writable")
     ctx = Context(exp, seed=seed, out=out, plot=plot, progress=progress, verbose=verbose,
                   csv_full=csv_full, max_time=max_time, n_threads=n_threads,
-                  file_stem=file_stem, name=label)
+                  file_stem=file_stem, name=label, client=client)
     ctx.echo(f"== {ctx.name}: {exp.description}")
     if full and exp.full_note:
         ctx.echo(f"   {exp.full_note}")

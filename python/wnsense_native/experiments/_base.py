@@ -117,6 +117,7 @@ class Experiment:
     params: list = field(default_factory=list)
     full_note: str = ""
     requires: tuple = ()  # (module, message if missing)
+    distributed: bool = False  # its operator can be sharded on a Dask cluster (--scheduler/--workers)
 
 
 @dataclass(frozen=True)
@@ -290,7 +291,7 @@ class Context:
 
     def __init__(self, experiment: Experiment, *, seed=0, out=".", plot=True, progress=False,
                  verbose=True, csv_full=False, max_time=None, n_threads=None,
-                 file_stem=None, stream=None, name=None):
+                 file_stem=None, stream=None, name=None, client=None):
         self.name = name or experiment.name
         self.seed = int(seed)
         self.out = os.fspath(out)
@@ -300,6 +301,7 @@ class Context:
         self.csv_full = bool(csv_full)
         self.max_time = max_time
         self.n_threads = n_threads
+        self.client = client  # a distributed.Client: Gaussian operators are sharded on it
         self.file_stem = file_stem or f"wnsense_{self.name}"
         self.stream = stream
         self.runs: list[Run] = []

@@ -33,7 +33,13 @@ def make_operator(ctx, kind, d, m, *, d2=None, dtype="float64", packed=False, st
         nbytes = m * p * (4 if dtype == "float32" else 8)
         if nbytes > 2 ** 30:
             ctx.echo(f"generating a {'packed ' if packed else ''}{dtype} Gaussian operator "
-                     f"d={d}, m={m}: {nbytes / 2 ** 30:.1f} GiB")
+                     f"d={d}, m={m}: {nbytes / 2 ** 30:.1f} GiB"
+                     + (" on the Dask cluster's workers" if ctx.client is not None else ""))
+        if ctx.client is not None:  # sharded on the workers; the same operator bit for bit
+            from .. import distributed as wnd
+            return wnd.gaussian_sensing(d, m, client=ctx.client, d2=d2, dtype=dtype,
+                                        packed=packed, rng=ctx.rng(stream),
+                                        n_threads=ctx.n_threads)
         return wn.gaussian_sensing(d, m, d2=d2, dtype=dtype, packed=packed, rng=ctx.rng(stream),
                                    n_threads=ctx.n_threads)
     raise ExperimentError(f"unknown operator {kind!r}")
@@ -163,6 +169,8 @@ def fig2b(ctx, *, d, m, true_rank, kappa, ranks, max_iter, tol, init_scale, dtyp
             for spec in methods:
                 ctx.solve(cfg, {"rank": r}, spec, op, y, r, x_true=Zs, rng=ctx.rng(2),
                           max_iter=max_iter, tol=tol)
+    if ctx.client is not None:
+        op.close()  # release the shards on the workers
     table = convergence_table(ctx, configs, "r", ctx.thresholds)
     print_table(ctx, table, [f"'—': not reached within {max_iter} iterations."])
 
