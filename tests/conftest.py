@@ -20,3 +20,21 @@ def rect_gaussian():
 def gaussian(sym_gaussian, rect_gaussian):
     """``gaussian(symmetric)``: the symmetric or the rectangular problem above."""
     return lambda symmetric: sym_gaussian if symmetric else rect_gaussian
+
+
+# Dask clusters listen on loopback only: inproc transport (processes=False) or 127.0.0.1, and the
+# HTTP servers (scheduler and workers) on 127.0.0.1 too (dashboard_address=None still listens).
+LOOPBACK = {"dashboard_address": "127.0.0.1:0", "worker_dashboard_address": "127.0.0.1:0"}
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A ``distributed.Client`` of 2 in-process workers with one thread each (skips the test
+    when the optional extra ``dask`` is not installed)."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                       **LOOPBACK)
+    client = distributed.Client(cluster, set_as_default=False)
+    yield client
+    client.close()
+    cluster.close()

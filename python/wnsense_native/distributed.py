@@ -481,6 +481,7 @@ class _ShardedOperator(SensingOperator):
         for spec in self._specs:
             spec["n_threads"] = self._n_threads
         self.placement = [workers[j % len(workers)] for j in range(len(self._specs))]
+        self._envs = {}  # worker address -> what it reported (or the error)
         self._direct = True
         try:
             self._infos = [None] * len(self._specs)
@@ -497,6 +498,7 @@ class _ShardedOperator(SensingOperator):
         """Ask the workers what they run before any shard is sent (a task whose function a
         worker cannot unpickle stays pending for ever; ``client.run`` reports the error)."""
         got = self._client.run(environment, workers=list(addresses), on_error="return")
+        self._envs.update(got)
         bad = {a: v for a, v in got.items() if isinstance(v, BaseException)}
         missing = sorted(set(addresses) - set(got))
         if bad or missing:
@@ -581,13 +583,19 @@ class _ShardedOperator(SensingOperator):
         (same rows, same bits), and re-send every live measurement vector."""
         old = self.placement[j]
         self._release_shard(j)
+        # candidates: live workers that run the same bits as the lost one (the same package and
+        # fingerprint), the least loaded first
         alive = [a for a in _live_workers(self._client) if a != old]
-        if not alive:
+        got = self._client.run(environment, workers=alive, on_error="return") if alive else {}
+        want = self._envs.get(old)
+        same = [a for a in alive if isinstance(got.get(a), dict) and isinstance(want, dict)
+                and all(got[a][k] == want[k] for k in ("version", "protocol", "fingerprint"))]
+        if not same:
             raise RuntimeError(f"{type(self).__name__}: shard {j} was lost with worker {old} "
-                               f"({cause!r}) and no other worker is alive to rebuild it on"
-                               ) from cause
-        load = {a: sum(p == a for p in self.placement) for a in alive}
-        self.placement[j] = min(alive, key=lambda a: (load[a], a))
+                               f"({cause!r}) and no other live worker runs the same native "
+                               "build to rebuild it on") from cause
+        load = {a: sum(p == a for p in self.placement) for a in same}
+        self.placement[j] = min(same, key=lambda a: (load[a], a))
         logger.warning("%s: shard %d lost with worker %s (%r); rebuilding it on %s",
                        type(self).__name__, j, old, cause, self.placement[j])
         self._probe([self.placement[j]])
