@@ -73,3 +73,15 @@ def test_bench_neighbours_small():
         assert re.search(rf"^{re.escape(name)}\s", out, re.M), (name, out)
     precgd = re.search(r"^PrecGD\s+(\d+)\s.*?(\d\.\de-\d+)\s", out, re.M)
     assert precgd and float(precgd.group(2)) <= 1e-8, out
+
+
+def test_bench_distributed_small():
+    pytest.importorskip("distributed")
+    out = bench("bench_distributed.py", "--d", "12", "--m", "1500", "--rank", "3", "--repeat",
+                "5")
+    assert "sharded results bit-identical to the local pass: yes" in out
+    assert re.search(r"sharded pass overhead on loopback \(2 worker processes\): \d+\.\d ms "
+                     r"median, \d+\.\d ms p90, over a \d+\.\d ms pass", out), out
+    assert re.search(r"\d+ kB out, \d+ kB back per pass", out), out
+    model = out.split("model of N workers")[1]
+    assert re.search(r"^\s+4\s+\d+\.\d", model, re.M), out     # a row per worker count

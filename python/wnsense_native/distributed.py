@@ -216,6 +216,15 @@ class _Shard:
         self.y.pop(key, None)
         return True
 
+    def seconds(self):
+        """Seconds the last pass computed here (``op.shard_seconds()``)."""
+        return getattr(self, "_seconds", float("nan"))
+
+    def ping(self, reply_bytes, *args):
+        """Transport probe (bench/bench_distributed.py): takes a pass's arguments, computes
+        nothing, answers ``reply_bytes`` of payload."""
+        return np.zeros(int(reply_bytes) // 8)
+
     def info(self):
         return {**environment(), "nbytes": self.nbytes(), "n_threads": self.n_threads,
                 "index": self.spec["index"]}
@@ -308,11 +317,13 @@ class _DenseShard(_Shard):
 
     def residual(self, L, R, ykey, right, left, right_is_R, symmetrize, fold_first, want_r):
         s = self.spec
+        t = time.perf_counter()
         r, sumsq, AV, AtU = _core.dense_residual_slices(
             self.data, s["d1"], s["d2"], self.packed, L, R, self._y(ykey),
             R if right_is_R else right, left, symmetrize, self.bounds, self.n_threads)
         if fold_first:
             sumsq, AV, AtU = self._fold_first(sumsq, AV, AtU)
+        self._seconds = time.perf_counter() - t
         return (r if want_r else None), sumsq, AV, AtU
 
     def adjoint_products(self, v, right, left, symmetrize, fold_first):
@@ -362,6 +373,7 @@ class _EntriesShard(_Shard):
         return [np.ascontiguousarray(P[self.lo:self.hi]) for P in products]
 
     def residual(self, L, R, ykey, Bs, fold_first, want_r):
+        t = time.perf_counter()
         by_row = self.spec["side"] == "row"
         r, row_ss, row_out, col_out = self.native.residual_sides(
             L, R, self._y(ykey), Bs if by_row else [], [] if by_row else Bs, self.n_threads)
@@ -373,7 +385,9 @@ class _EntriesShard(_Shard):
         if want_r:
             r_out = np.empty_like(r)
             r_out[self.order] = r
-        return r_out, sumsq, self._own(row_out if by_row else col_out)
+        own = self._own(row_out if by_row else col_out)
+        self._seconds = time.perf_counter() - t
+        return r_out, sumsq, own
 
     def adjoint_products(self, v, Bs):
         by_row = self.spec["side"] == "row"
@@ -756,6 +770,11 @@ class _ShardedOperator(SensingOperator):
     @property
     def n_shards(self) -> int:
         return len(self._specs)
+
+    def shard_seconds(self) -> list[float]:
+        """Seconds each shard spent computing its part of the last pass (the rest of a pass's
+        wall time is transport and the driver's fold: the overhead of sharding)."""
+        return self._call_all("seconds", [()] * self.n_shards)
 
     @property
     def closed(self) -> bool:
