@@ -37,6 +37,16 @@ def test_fused_residual_adjoint(benchmark, operator, data):
 
 
 def test_wn_rgd_iteration(benchmark, operator):
+    # the paper's Algorithm 1 (two passes per iteration)
+    Zs = wn.low_rank_target(D, 5, 5.0, rng=2)
+    y = operator.forward(Zs)
+    start = constant_step_start(wn.solve, operator, y, 10, variant="paper")
+    benchmark.pedantic(wn.solve, args=(operator, y, 10),
+                       kwargs=dict(rng=3, max_iter=10, tol=0, variant="paper", **start), rounds=3)
+
+
+def test_wn_lbfgs_iteration(benchmark, operator):
+    # the library's default, WN-LBFGS (one pass per iteration)
     Zs = wn.low_rank_target(D, 5, 5.0, rng=2)
     y = operator.forward(Zs)
     start = constant_step_start(wn.solve, operator, y, 10)

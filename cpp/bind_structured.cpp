@@ -210,6 +210,41 @@ py::tuple rank_one_residual_py(MatrixArg A, double scale, MatrixArg L, MatrixArg
                         matrix_or_none(pr.left.present, std::move(AtU)));
 }
 
+// The population operator A = Id (y = vec(Z*)): r = vec(L R^T - Y), the thin products of G = L R^T
+// - Y (symmetrized in the symmetric family). Its data, y, is itself d1 x d2; one native call
+// instead of a dozen small numpy ones (the population problems are where the loop overhead shows).
+py::tuple identity_residual(MatrixArg L, MatrixArg R, const py::object& y_, const py::object& right,
+                            const py::object& left, bool symmetric) {
+  const Index d1 = L.rows(), d2 = R.rows();
+  require(R.cols() == L.cols(), "L and R must have the same number of columns");
+  require(!symmetric || d1 == d2, "the symmetric family needs d1 == d2");
+  Optional<VectorArg> y(y_, "y");
+  if (y.present) require_length(y.get().size(), d1 * d2, "y");
+  Products pr(right, left, d2, d1, symmetric);
+  py::array_t<double> r(d1 * d2);
+  RowMatrixXd AV, AtU;
+  double sumsq;
+  {
+    py::gil_scoped_release release;
+    Eigen::Map<RowMatrixXd> G(r.mutable_data(), d1, d2);
+    G.noalias() = L * R.transpose();
+    if (y.present) G -= Eigen::Map<const RowMatrixXd>(y.get().data(), d1, d2);
+    sumsq = G.squaredNorm();
+    if (pr.req.any()) {
+      RowMatrixXd S = symmetric ? RowMatrixXd(0.5 * (G + G.transpose())) : RowMatrixXd(G);
+      if (pr.req.right) AV.noalias() = S * (*pr.req.right);
+      if (pr.req.left) {
+        if (symmetric)
+          AtU.noalias() = S * (*pr.req.left);
+        else
+          AtU.noalias() = S.transpose() * (*pr.req.left);
+      }
+    }
+  }
+  return py::make_tuple(r, sumsq, matrix_or_none(pr.right.present, std::move(AV)),
+                        matrix_or_none(pr.left.present, std::move(AtU)));
+}
+
 py::array_t<double> rank_one_adjoint_py(MatrixArg A, double scale, VectorArg v) {
   require_length(v.size(), A.rows(), "v");
   const Index d = A.cols();
@@ -261,6 +296,9 @@ void bind_structured(py::module_& m) {
         py::arg("L").noconvert(), py::arg("R").noconvert(), py::arg("y"), py::arg("right"),
         py::arg("left"), py::arg("n_threads") = 0,
         "(r, ||r||^2, S @ right or None, S @ left or None) for M_i = scale a_i a_i^T, Z = L R^T.");
+  m.def("identity_residual", &identity_residual, py::arg("L").noconvert(),
+        py::arg("R").noconvert(), py::arg("y"), py::arg("right"), py::arg("left"),
+        py::arg("symmetric"), "The population operator's pass (A = Id, y = vec(Z*)).");
   m.def("rank_one_adjoint", &rank_one_adjoint_py, py::arg("A").noconvert(), py::arg("scale"),
         py::arg("v").noconvert());
 }

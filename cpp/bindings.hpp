@@ -75,6 +75,7 @@ inline py::object matrix_or_none(bool present, RowMatrixXd&& M) {
 
 void bind_sensing(py::module_& m);
 void bind_structured(py::module_& m);
+void bind_wn(py::module_& m);
 void bind_stiefel(py::module_& m);
 void bind_bench(py::module_& m);
 void bind_spectral(py::module_& m);

@@ -5,6 +5,7 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "wnsense_native native core: sensing operators and Stiefel tools";
   wnsense::bind_sensing(m);
   wnsense::bind_structured(m);
+  wnsense::bind_wn(m);
   wnsense::bind_stiefel(m);
   wnsense::bind_bench(m);
   wnsense::bind_spectral(m);

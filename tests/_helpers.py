@@ -47,10 +47,12 @@ def make_problem(backend, op, y, n_threads=1):
 def make_method(backend, op, y, rank, method, init, step_rule=None, **options):
     """Instantiate a solver method directly (the object wn.solve drives), to read its gradients;
     ``step_rule`` defaults to the solvers' default rule. The problem is ``.problem``."""
-    cls = REGISTRIES[backend][method](op.symmetric)
+    factory = REGISTRIES[backend][method]
+    cls = (factory(op.symmetric, options) if getattr(factory, "with_options", False)
+           else factory(op.symmetric))
+    rule = cls.default_step_rule() if hasattr(cls, "default_step_rule") else make_step_rule(None)
     return cls(make_problem(backend, op, y), rank, np.random.default_rng(0), init,
-               make_step_rule(None) if step_rule is None else step_rule,
-               **{**cls.OPTIONS, **options})
+               rule if step_rule is None else step_rule, **{**cls.OPTIONS, **options})
 
 
 # ------------------------------------------------------------------------------------------------

@@ -34,11 +34,13 @@ def positive_ratios(text, min_count):
 
 def test_bench_iteration():
     out = bench("bench_iteration.py", "--d", "12", "--m", "400", "--rstar", "2", "--rank", "3")
-    assert "WN-RGD / 2 fused" in out
+    assert "WN-RGD / 2 fused" in out and "WN-LBFGS / fused" in out
     assert out.count("read bandwidth probe") == 2
-    # four storages, three ratios each (fused, WN-RGD, GD against one forward pass)
-    positive_ratios(out, 12)
+    # four storages, four ratios each (fused, WN-RGD, WN-LBFGS, GD against one forward pass)
+    positive_ratios(out, 16)
     assert re.search(r"loop overhead, wn_rgd, population d=10: \d+\.\d us/iteration", out), out
+    assert re.search(r"loop overhead, wn_lbfgs \(step 1\), population d=10: \d+\.\d "
+                     r"us/iteration", out), out
 
 
 def test_bench_kernels():
@@ -53,26 +55,36 @@ def test_bench_fig2b_small():
     out = bench("bench_fig2b.py", "--d", "20", "--m", "300", "--rank", "4", "--rstar", "2",
                 "--iters", "3")
     assert "packed float32" in out
-    match = re.search(r"(\d+\.\d+) passes/iteration.*-> (\d+\.\d+)x the bound", out)
+    match = re.search(r"^WN-RGD r=4: .*?(\d+\.\d+) passes/iteration.*-> (\d+\.\d+)x the bound",
+                      out, re.M)
     assert match, out
-    assert float(match.group(1)) >= 2.0  # a WN-RGD iteration is at least two passes
-    assert re.search(r"peak RSS \d+\.\d+ GB", out)
+    assert float(match.group(1)) >= 2.0  # a WN-RGD (paper) iteration is at least two passes
+    assert float(match.group(2)) > 0
+    # the default (WN-LBFGS): at least one pass per iteration, fewer than the paper's
+    match = re.search(r"^WN-LBFGS \(default\) r=4: .*?(\d+\.\d+) passes/iteration.*"
+                      r"-> (\d+\.\d+)x the bound", out, re.M)
+    assert match, out
+    assert 1.0 <= float(match.group(1)) < 2.0 and float(match.group(2)) > 0
+    assert len(re.findall(r"peak RSS \d+\.\d+ GB", out)) == 3
 
 
 def test_bench_solvers_small():
     out = bench("bench_solvers.py", "--d", "12", "--m", "300", "--rstar", "2", "--rank", "3",
-                "--iters", "3", "--max-iter", "0", "--methods", "wn_rgd", "gd")
-    positive_ratios(out, 2)
+                "--iters", "3", "--max-iter", "0", "--methods", "wn_lbfgs", "wn_rgd", "gd")
+    positive_ratios(out, 3)
+    for name in ("wn_lbfgs", "wn_rgd", "gd"):
+        assert re.search(rf"^{name}\s+native\s", out, re.M), (name, out)
 
 
 def test_bench_neighbours_small():
     out = bench("bench_neighbours.py", "--d", "10", "--rstar", "2", "--rank", "4",
                 "--max-iter", "300", "--slow-max-iter", "300", "--all", "--reference")
-    for name in ("PrecGD", "ScaledGD(lambda)", "WN-RGD (preconditioned)", "WN-RGD (plain)", "GD",
-                 "column-wise WN"):
+    for name in ("WN-LBFGS (default)", "PrecGD", "ScaledGD(lambda)", "WN-RGD (preconditioned)",
+                 "WN-RGD (plain)", "GD", "column-wise WN"):
         assert re.search(rf"^{re.escape(name)}\s", out, re.M), (name, out)
-    precgd = re.search(r"^PrecGD\s+(\d+)\s.*?(\d\.\de-\d+)\s", out, re.M)
-    assert precgd and float(precgd.group(2)) <= 1e-8, out
+    for name in ("PrecGD", "WN-LBFGS (default)"):
+        row = re.search(rf"^{re.escape(name)}\s+(\d+)\s.*?(\d\.\de-\d+)\s", out, re.M)
+        assert row and float(row.group(2)) <= 1e-8, (name, out)
 
 
 def test_bench_distributed_small():

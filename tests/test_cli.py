@@ -53,14 +53,23 @@ def test_demo_quick_prints_table_and_writes_files(tmp_path):
     assert p.returncode == 0, p.stderr
     out = p.stdout
     assert "final rel err" in out and "it to 0.0001" in out and "s to 1e-08" in out
+    assert "passes to 0.0001" in out and "passes to 1e-08" in out
     for kappa in ("50", "75", "100"):
         assert any(line.lstrip().startswith(kappa) for line in out.splitlines())
+        # one table line per method: the default (WN-LBFGS), the paper's WN-RGD, the
+        # preconditioned variant and GD
+        rows = [line for line in out.splitlines() if line.lstrip().startswith(kappa + " ")]
+        assert len(rows) == 4, rows
+        for name in ("WN-LBFGS, default", "WN-RGD (paper, Alg. 1)", "WN-RGD precond.",
+                     "GD (small init"):
+            assert sum(name in line for line in rows) == 1, (name, rows)
     assert "project addition" in out and "—" in out
     assert "Claim:" in out
     csv_path = tmp_path / "wnsense_demo.csv"
     with open(csv_path, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert {r["method"] for r in rows} == {"wn_rgd", "wn_rgd_precond", "gd"}
+    assert {r["method"] for r in rows} == {"wn_lbfgs", "wn_rgd", "wn_rgd_precond", "gd"}
+    assert "nfev" in rows[0]
     summary = json.loads((tmp_path / "wnsense_demo.json").read_text())
     assert summary["params"]["max_iter"] == 2000
     png = tmp_path / "wnsense_demo.png"

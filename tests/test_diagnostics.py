@@ -195,10 +195,13 @@ ALL = ("alignment", "theta_svals", "hessian")
 
 
 @pytest.mark.parametrize("symmetric", [True, False])
-def test_wn_rgd_records_alignment_theta_and_curvature(symmetric, gaussian):
+@pytest.mark.parametrize("variant", ["preconditioned", "lbfgs"])
+def test_wn_rgd_records_alignment_theta_and_curvature(symmetric, variant, gaussian):
     op, y, Zs = gaussian(symmetric)
+    opts = {"preconditioned": True} if variant == "preconditioned" else {}
     res = wn.solve(op, y, 4, method="wn_rgd", rng=0, x_true=Zs, n_threads=NT, tol=1e-10,
-                   preconditioned=True, diagnostics=ALL, hessian_every=3)
+                   diagnostics=ALL, hessian_every=3, **opts)
+    assert res.stop_reason == "tol", res.stop_reason
     h, n = res.history, res.nit + 1
     keys = {"alignment_min", "alignment_max", "theta_sv_min", "theta_sv_max", "hessian_top"}
     if not symmetric:
@@ -222,7 +225,7 @@ def test_wn_rgd_records_alignment_theta_and_curvature(symmetric, gaussian):
     # the recorded curvature is the power iteration at the recorded iterate
     last = np.flatnonzero(computed)[-1]
     again = wn.solve(op, y, 4, method="wn_rgd", rng=0, x_true=Zs, n_threads=NT, tol=0,
-                     max_iter=last, preconditioned=True)
+                     max_iter=last, **opts)
     problem = make_problem("native", op, y)
     expected = D.hessian_top_eigenvalue(problem, again.factors)
     assert h["hessian_top"][last] == pytest.approx(expected, rel=1e-6)
@@ -254,10 +257,19 @@ def test_diagnostics_do_not_change_the_iterates(method, sym_gaussian):
     names = ALL if method == "wn_rgd" else ("alignment", "hessian")
     b = wn.solve(op, y, 4, diagnostics=names, **kw)
     np.testing.assert_array_equal(a.x, b.x)
+    assert set(b.history) > set(a.history)
     for k in a.history:
-        if k != "time":
+        if k not in ("time", "nfev"):
             np.testing.assert_array_equal(a.history[k], b.history[k])
-    assert b.nfev > a.nfev                 # the Hessian's passes are counted
+    assert b.nfev > a.nfev                 # the Hessian's passes are counted ...
+    # ... in the history's running count of passes too (recorded with each iterate, before that
+    # iterate's diagnostics: the start's count is the method's own)
+    assert a.history["nfev"][-1] == a.nfev
+    for res in (a, b):
+        assert np.all(np.diff(res.history["nfev"]) >= 1)
+    assert b.history["nfev"][0] == a.history["nfev"][0]
+    assert np.all(b.history["nfev"][1:] > a.history["nfev"][1:])
+    assert b.history["nfev"][-1] < b.nfev
     assert np.all(np.diff(b.history["time"]) >= 0)
     assert b.history["time"][-1] <= b.time
 

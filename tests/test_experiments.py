@@ -71,7 +71,7 @@ def require_methods(summary, *keys):
 def test_catalogue_lists_every_spec_experiment():
     names = [n for n, _ in ex.list_experiments()]
     assert names == ["fig2a", "fig2b", "full_rank", "retractions", "noise", "saddles",
-                     "asymmetric", "snn", "image", "headtohead"]
+                     "asymmetric", "snn", "completion", "image", "headtohead"]
     for exp in ex.EXPERIMENTS.values():
         assert exp.description and exp.params
         assert "max_iter" in [p.name for p in exp.params]

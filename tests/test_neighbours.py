@@ -57,11 +57,13 @@ CASES = [
     ("scaledgd", False, {}, None),
     ("column_wn", True, {"init_scale": 1e-2}, 1.0),
     ("column_wn", True, {"init_scale": 0.3}, 0.5),
-    ("wn_rgd", False, {}, 0.5),
-    ("wn_rgd", False, {"retraction": "qr"}, 0.5),
-    ("wn_rgd", False, {"retraction": "cayley"}, 0.5),
+    # rectangular WN-RGD (the paper's Algorithm 1 on Z = X_L Theta X_R^T, and the preconditioned
+    # variant); the default (WN-LBFGS) is compared in tests/test_wn_lbfgs.py
+    ("wn_rgd", False, {"variant": "paper"}, 0.5),
+    ("wn_rgd", False, {"variant": "paper", "retraction": "qr"}, 0.5),
+    ("wn_rgd", False, {"variant": "paper", "retraction": "cayley"}, 0.5),
     ("wn_rgd", False, {"preconditioned": True}, 0.5),
-    ("wn_rgd", False, {"theta0": 0.5, "mu": 0.8}, 0.5),
+    ("wn_rgd", False, {"variant": "paper", "theta0": 0.5, "mu": 0.8}, 0.5),
 ]
 
 
@@ -94,18 +96,35 @@ def test_native_matches_reference(method, symmetric, options, const, step_size, 
     assert a.history["rel_error"][-1] < 0.5 * a.history["rel_error"][0]
 
 
-@pytest.mark.parametrize("method,symmetric", [("precgd", True), ("precgd", False),
-                                              ("scaledgd", True), ("scaledgd", False),
-                                              ("column_wn", True), ("wn_rgd", False)])
-def test_same_start_from_the_same_seed(method, symmetric, gaussian):
+@pytest.mark.parametrize("method,symmetric,options", [
+    ("precgd", True, {}), ("precgd", False, {}), ("scaledgd", True, {}), ("scaledgd", False, {}),
+    ("column_wn", True, {}), ("wn_rgd", False, {"variant": "paper"}),
+    ("wn_rgd", False, {"power_steps": 0})])
+def test_same_start_from_the_same_seed(method, symmetric, options, gaussian):
     op, y, _ = gaussian(symmetric)
-    a = wn.solve(op, y, 4, method=method, max_iter=0, rng=7, n_threads=NT)
-    b = reference.solve(op, y, 4, method=method, max_iter=0, rng=7)
+    a = wn.solve(op, y, 4, method=method, max_iter=0, rng=7, n_threads=NT, **options)
+    b = reference.solve(op, y, 4, method=method, max_iter=0, rng=7, **options)
     for k in a.factors:
         np.testing.assert_array_equal(a.factors[k], b.factors[k])
-    c = wn.solve(op, y, 4, method=method, max_iter=0, rng=8, n_threads=NT)
+    c = wn.solve(op, y, 4, method=method, max_iter=0, rng=8, n_threads=NT, **options)
     assert not any(np.array_equal(c.factors[k], a.factors[k]) for k in a.factors
                    if k != "Theta")
+
+
+def test_rectangular_default_start_is_the_same_draw_after_a_power_step(rect_gaussian):
+    # WN-LBFGS (the default) starts at X_L = orth(A*(y) X_R0), X_R = orth(A*(y)^T X_L0) from the
+    # draw above: a pass over the data, so native and reference agree to rounding
+    op, y, _ = rect_gaussian
+    draw = wn.solve(op, y, 4, max_iter=0, rng=7, n_threads=NT, power_steps=0).factors
+    a = wn.solve(op, y, 4, max_iter=0, rng=7, n_threads=NT)
+    b = reference.solve(op, y, 4, max_iter=0, rng=7)
+    for k in a.factors:
+        np.testing.assert_allclose(a.factors[k], b.factors[k], rtol=0, atol=1e-13)
+    assert not np.any(a.factors["Theta"]) and a.nfev == 2
+    E = op.adjoint(y)
+    for k, P in (("X_L", E @ draw["X_R"]), ("X_R", E.T @ draw["X_L"])):
+        Q = np.linalg.qr(P)[0]
+        np.testing.assert_allclose(a.factors[k] @ a.factors[k].T, Q @ Q.T, atol=1e-12)
 
 
 def test_small_starts_are_gds(gaussian):
@@ -170,7 +189,8 @@ def test_rectangular_wn_rgd_gradients(backend, preconditioned, rect_gaussian):
     XL, XR = wn.random_stiefel(10, 3, rng=rng), wn.random_stiefel(8, 3, rng=rng)
     T = rng.standard_normal((3, 3))
     m = make_method(backend, op, y, 3, "wn_rgd", {"X_L": XL, "Theta": T, "X_R": XR},
-                    ConstantStep(0.1), preconditioned=preconditioned)
+                    ConstantStep(0.1),
+                    variant="preconditioned" if preconditioned else "paper")
     problem = m.problem
 
     def loss(XL_, T_, XR_):
@@ -197,14 +217,15 @@ def test_rectangular_wn_rgd_gradients(backend, preconditioned, rect_gaussian):
 
 
 def test_rectangular_magnitude_step_is_exact_in_the_population_case():
-    # mu = 1: Theta+ = Theta - X_L+^T (X_L+ Theta X_R+^T - Z*) X_R+ = X_L+^T Z* X_R+
+    # the paper's Algorithm 1, mu = 1:
+    # Theta+ = Theta - X_L+^T (X_L+ Theta X_R+^T - Z*) X_R+ = X_L+^T Z* X_R+
     Zs = wn.low_rank_target(9, 2, d2=7, kappa=3, rng=4)
     op = wn.identity_sensing(9, d2=7)
     y = op.forward(Zs)
     for solve in (wn.solve, reference.solve):
         for step in (None, 0.4):
             res = solve(op, y, 3, method="wn_rgd", rng=1, max_iter=3, tol=0, step_size=step,
-                        theta0=0.5)
+                        theta0=0.5, variant="paper")
             f = res.factors
             np.testing.assert_allclose(f["Theta"], f["X_L"].T @ Zs @ f["X_R"], atol=1e-13)
             for k in ("X_L", "X_R"):
@@ -270,13 +291,20 @@ def test_column_wn_warm_start_and_bad_init(sym_gaussian):
     ("precgd", "damping_scale", 0.0), ("precgd", "damping_scale", -1.0),
     ("scaledgd", "damping", 0.0), ("scaledgd", "damping", float("nan")),
     ("column_wn", "init_scale", 0.0), ("wn_rgd", "mu", -1.0), ("wn_rgd", "retraction", "exp"),
+    ("wn_rgd", "memory", -1), ("wn_rgd", "damping", -1.0), ("wn_rgd", "power_steps", -1),
 ])
 def test_bad_options(method, option, value, gaussian):
     symmetric = method == "column_wn"
     op, y, _ = gaussian(symmetric)
+    # mu and retraction are options of the paper's Algorithm 1 (variant="paper"), the others of
+    # the default (WN-LBFGS)
+    extra = {"variant": "paper"} if method == "wn_rgd" and option in ("mu", "retraction") else {}
     for solve in (wn.solve, reference.solve):
         with pytest.raises(ValueError, match=option):
-            solve(op, y, 3, method=method, **{option: value})
+            solve(op, y, 3, method=method, **extra, **{option: value})
+        if extra:   # not an option of the default: named as unknown
+            with pytest.raises(TypeError, match=option):
+                solve(op, y, 3, method=method, **{option: value})
 
 
 def test_rectangular_wn_rgd_warm_start_checks_orthonormality(rect_gaussian):
@@ -320,8 +348,11 @@ def test_standard_problem_reaches_1e_8(standard_problem, method, options, budget
           f"(run {res.nit} it, {elapsed:.2f} s, {res.stop_reason})")
 
 
-@pytest.mark.parametrize("options", [{}, {"retraction": "qr"}, {"retraction": "cayley"},
-                                     {"preconditioned": True}])
+@pytest.mark.parametrize("options", [{"variant": "paper"},
+                                     {"variant": "paper", "retraction": "qr"},
+                                     {"variant": "paper", "retraction": "cayley"},
+                                     {"preconditioned": True}, {}],
+                         ids=["paper", "paper-qr", "paper-cayley", "preconditioned", "default"])
 def test_rectangular_wn_rgd_recovers(options):
     Zs = wn.low_rank_target(30, 2, d2=20, kappa=2, rng=1)
     op = wn.gaussian_sensing(30, 400, d2=20, rng=2)
@@ -333,8 +364,14 @@ def test_rectangular_wn_rgd_recovers(options):
     assert set(res.factors) == {"X_L", "Theta", "X_R"}
     assert res.factors["X_L"].shape == (30, 4) and res.factors["X_R"].shape == (20, 4)
     np.testing.assert_allclose(res.factors["X_L"].T @ res.factors["X_L"], np.eye(4), atol=1e-12)
-    # two passes over the data per iteration (plus backtracking trials)
-    assert res.nfev <= 3 * res.nit + 1
+    np.testing.assert_allclose(res.factors["X_R"].T @ res.factors["X_R"], np.eye(4), atol=1e-12)
+    if options:
+        # two passes over the data per iteration (plus backtracking trials)
+        assert res.nfev <= 3 * res.nit + 1
+    else:
+        # the default (WN-LBFGS): one pass per iteration (plus backtracking trials) after the
+        # two passes of its start
+        assert res.nfev <= 1.5 * res.nit + 2
 
 
 def test_rectangular_precgd_and_scaledgd_recover():

@@ -850,20 +850,69 @@ SOLVE_OPS = ("gauss_sym", "gauss_rect", "gauss_packed_f32", "entry_sym", "entry_
              "completion", "sparse_rect", "rank_one", "identity", "identity_rect", "user_dense")
 
 
-def _method_options(method, symmetric):
+# method="wn_rgd": how a variant is selected -> (the variant, the options that select it)
+WN_VARIANTS = {"default": ("lbfgs", {}), "lbfgs": ("lbfgs", {"variant": "lbfgs"}),
+               "paper": ("paper", {"variant": "paper"}),
+               "preconditioned": ("preconditioned", {"variant": "preconditioned"}),
+               "preconditioned=True": ("preconditioned", {"preconditioned": True})}
+# the label each variant reports (res.variant, the end of res.message)
+WN_LABELS = {"lbfgs": "WN-LBFGS", "paper": "the paper's Algorithm 1",
+             "preconditioned": "Theta-preconditioned"}
+
+
+def _wn_rgd_options(variant, select):
+    """``method="wn_rgd"``, ``variant`` selected by the options ``select``: (valid option dicts,
+    bad option dicts), each including ``select``."""
+    if variant == "lbfgs":
+        good = [{}, {"memory": 0}, {"memory": 2}, {"damping": 0.0}, {"damping": 3.0},
+                {"power_steps": 0}, {"power_steps": 3}, {"memory": 1, "damping": 0.5}]
+        bad = [({"memory": -1}, "memory", (ValueError,), False),
+               ({"memory": 1.5}, "memory", (TypeError,), False),
+               ({"damping": -1.0}, "damping", (ValueError,), False),
+               ({"damping": math.nan}, "damping", (ValueError,), False),
+               ({"power_steps": -1}, "power_steps", (ValueError,), False),
+               ({"power_steps": 21}, "power_steps", (ValueError,), False),
+               # the options of the other variants are not options of WN-LBFGS
+               ({"mu": 1.0}, "mu", (TypeError,), False),
+               ({"retraction": "qr"}, "retraction", (TypeError,), False),
+               ({"theta0": 0.5}, "theta0", (TypeError,), False),
+               ({"variant": "newton"}, "variant", (ValueError,), False),
+               ({"variant": 3}, "variant", (TypeError, ValueError), False)]
+        if "variant" in select:   # preconditioned=True contradicts an explicit other variant
+            bad += [({"preconditioned": True}, "variant", (ValueError,), False)]
+    else:
+        good = [{}, {"retraction": "qr"}, {"retraction": "cayley"}, {"mu": 1.0},
+                {"theta0": 0.5}, {"start": "spectral"}, {"penalty": 1e-3},
+                {"retraction": "qr", "mu": 0.5, "theta0": -0.5}]
+        if variant == "preconditioned":
+            good += [{"mu": "auto"}]
+        bad = [({"retraction": "bogus"}, "retraction", (ValueError,), False),
+               ({"retraction": 3}, "retraction", (TypeError,), False),
+               ({"mu": math.nan}, "mu", (ValueError,), False),
+               ({"mu": -1.0}, "mu", (ValueError,), False),
+               ({"mu": 0.0}, "mu", (ValueError,), False),
+               ({"mu": "fast"}, "mu", (ValueError,), False),
+               ({"penalty": -1.0}, "penalty", (ValueError,), False),
+               ({"start": "bogus"}, "start", (ValueError,), False),
+               ({"theta0": 5.0}, "theta0", (ValueError,), True),
+               ({"theta0": math.inf}, "theta0", (ValueError,), True),
+               # WN-LBFGS's options are not options of the alternating variants
+               ({"memory": 5}, "memory", (TypeError,), False),
+               ({"damping": 1.0}, "damping", (TypeError,), False)]
+        if variant == "paper":   # preconditioned=True contradicts variant="paper"
+            bad += [({"preconditioned": True}, "variant", (ValueError,), False)]
+    good = [{**select, **o} for o in good]
+    bad = [({**select, **o}, name, types, start_only) for o, name, types, start_only in bad]
+    return good, bad
+
+
+def _method_options(method, symmetric, wn_variant="default"):
     """Per method: (valid option dicts, bad option dicts with the bad name and exception types).
-    Options validated only for the random start are marked ``start_only``."""
+    Options validated only for the random start are marked ``start_only``. For ``wn_rgd`` the
+    valid options depend on the variant: ``wn_variant`` is a key of ``WN_VARIANTS``."""
     good, bad = [{}], []
     if method == "wn_rgd":
-        good += [{"retraction": "qr"}, {"retraction": "cayley"}, {"mu": 1.0},
-                 {"preconditioned": True}, {"theta0": 0.5}]
-        bad += [({"retraction": "bogus"}, "retraction", (ValueError,), False),
-                ({"retraction": 3}, "retraction", (TypeError,), False),
-                ({"mu": math.nan}, "mu", (ValueError,), False),
-                ({"mu": -1.0}, "mu", (ValueError,), False),
-                ({"mu": 0.0}, "mu", (ValueError,), False),
-                ({"theta0": 5.0}, "theta0", (ValueError,), True),
-                ({"theta0": math.inf}, "theta0", (ValueError,), True)]
+        good, bad = _wn_rgd_options(*WN_VARIANTS[wn_variant])
     elif method == "snn":
         good += [{"widths": [1]}, {"widths": (2, 1)}, {"init_jitter": 0.0}]
         bad += [({"widths": []}, "widths", (ValueError,), False),
@@ -1017,10 +1066,13 @@ def test_solve_property(data):
     elif cb_choice == "bad":
         callback = 5
         expect.add("callback", TypeError)
-    # method options
+    # method options (wn_rgd: a variant first, then options valid or not for it)
     options, start_only_bad = {}, None
+    wn_variant = None
+    if method_ok and method == "wn_rgd":
+        wn_variant = data.draw(st.sampled_from(sorted(WN_VARIANTS)), label="wn_rgd variant")
     if method_ok:
-        good, bad = _method_options(method, op.symmetric)
+        good, bad = _method_options(method, op.symmetric, wn_variant or "default")
         if ab and data.draw(st.integers(0, 3), label="bad option?") == 0:
             options, name, types, start_only = data.draw(st.sampled_from(bad), label="option")
             if start_only:
@@ -1074,11 +1126,21 @@ def test_solve_property(data):
         assert np.all(np.isfinite(x)), "non-finite iterate returned"
         assert res.stop_reason in STOP_REASONS
         status, success, message = STOP_REASONS[res.stop_reason]
+        if method == "wn_rgd":
+            # the message names the variant that ran: "<stop message> [<variant label>]"
+            variant = WN_VARIANTS[wn_variant][0]
+            assert WN_LABELS[variant] in res.variant, (variant, res.variant)
+            message = f"{message} [{res.variant}]"
         assert (res.status, res.success, res.message) == (status, success, message)
         assert 0 <= res.nit <= int(max_iter)
         hist = res.history
-        for key in ("loss", "grad_norm", "step_size", "time"):
+        for key in ("loss", "grad_norm", "step_size", "time", "nfev"):
             assert hist[key].shape == (res.nit + 1,), key
+        # passes so far, with each iterate (a diverged or failed last trial is counted in nfev)
+        assert np.all(np.diff(hist["nfev"]) >= 1) and 1 <= hist["nfev"][0]
+        assert hist["nfev"][-1] <= res.nfev
+        if res.stop_reason not in ("diverged", "step_failed"):
+            assert hist["nfev"][-1] == res.nfev
         assert np.all(np.isfinite(hist["loss"]))
         assert np.all(np.diff(hist["time"]) >= 0)
         # the loss and residual at the returned x, in numpy
@@ -1090,6 +1152,9 @@ def test_solve_property(data):
             fun = sumsq / (2 * mm)
         else:
             fun = (0.25 if op.symmetric else 0.5) * sumsq
+        penalty = float(options.get("penalty", 0.0)) if method == "wn_rgd" else 0.0
+        if penalty:   # the objective of a penalized run: + penalty ||Theta||_* (= ||Z||_*)
+            fun += penalty * float(np.linalg.svd(res.factors["Theta"], compute_uv=False).sum())
         # rounding bound per measurement: |dr_i| <= delta_i (the native path forms x from the
         # factors in another order; entries of x are exact only to eps * max |x|)
         ax = np.abs(x_eval)

@@ -8,7 +8,9 @@ from _helpers import rel_diff, sym_gaussian
 from wnsense_native import reference
 from wnsense_native.reference import _operators as ref_ops
 from wnsense_native.reference import gd as ref_gd
+from wnsense_native.reference import wn_lbfgs as ref_lbfgs
 from wnsense_native.reference import wn_rgd as ref_wn
+from wnsense_native.reference import wn_rgd_rect as ref_wn_rect
 from wnsense_native.solvers import NATIVE_METHODS
 
 NT = 1  # one native thread: the small problems here are latency bound
@@ -148,19 +150,39 @@ def test_reference_never_calls_native_core(monkeypatch):
             raise AssertionError(f"the reference called _core.{name}")
 
     import wnsense_native.operators as ops_mod
+    import wnsense_native.solvers.wn_lbfgs as nat_lbfgs
     import wnsense_native.solvers.wn_rgd as nat_wn
-    monkeypatch.setattr(ops_mod, "_core", NoCore())
-    monkeypatch.setattr(nat_wn, "_core", NoCore())
-    for mod in (reference, ref_ops, ref_wn, ref_gd):
+    import wnsense_native.solvers.wn_rgd_rect as nat_wn_rect
+    for mod in (ops_mod, nat_wn, nat_wn_rect, nat_lbfgs):
+        monkeypatch.setattr(mod, "_core", NoCore())
+    # the native WN-LBFGS holds its kernels in NativeGeometry (bound at import): those too
+
+    def no_core(name):
+        def fail(*args, **kwargs):
+            raise AssertionError(f"the reference called _core.{name} (NativeGeometry)")
+        return staticmethod(fail)
+
+    for name in [k for k in vars(nat_lbfgs.NativeGeometry) if not k.startswith("_")]:
+        monkeypatch.setattr(nat_lbfgs.NativeGeometry, name, no_core(name))
+    for mod in (reference, ref_ops, ref_wn, ref_wn_rect, ref_gd, ref_lbfgs):
         assert not hasattr(mod, "_core")
     for name, (op, y, Zs) in problems.items():
         res = reference.solve(op, y, 3, method="gd", max_iter=3, rng=0)
         assert res.nit == 3
-        if op.symmetric:
-            res = reference.solve(op, y, 3, max_iter=3, rng=0)
-            assert res.nit == 3
-    # and the native path really does go through _core (so the check above can fail)
+        # the default (WN-LBFGS), the paper's Algorithm 1 and the preconditioned variant, in
+        # both families
+        res = reference.solve(op, y, 3, max_iter=3, tol=0.0, rng=0)
+        assert res.nit == 3 and res.variant.startswith("WN-LBFGS"), (name, res.stop_reason)
+        for variant in ("paper", "preconditioned"):
+            res = reference.solve(op, y, 3, max_iter=3, tol=0.0, rng=0, variant=variant)
+            assert res.nit == 3, (name, variant, res.stop_reason)
+    # and the native path really does go through _core (so the check above can fail): the
+    # operators' pass, and the WN-LBFGS algebra by itself
     op, y, _ = problems["gaussian"]
+    with pytest.raises(AssertionError, match="_core"):
+        wn.solve(op, y, 3, max_iter=1)
+    monkeypatch.undo()
+    monkeypatch.setattr(nat_lbfgs.NativeGeometry, "gradient_sym", no_core("wn_gradient_sym"))
     with pytest.raises(AssertionError, match="_core"):
         wn.solve(op, y, 3, max_iter=1)
 
@@ -214,14 +236,16 @@ def test_diagnostics_agree(method, options):
 
 # -- same iterates from the same seed ------------------------------------------------------------
 
-# (method, options, constant step)
+# (method, options, constant step); the default variant (WN-LBFGS) is compared over 50
+# iterations in tests/test_wn_lbfgs.py
 DENSE_CASES = [
-    ("wn_rgd", {"retraction": "polar"}, 0.3),
-    ("wn_rgd", {"retraction": "qr"}, 0.3),
-    ("wn_rgd", {"retraction": "cayley"}, 0.3),
+    ("wn_rgd", {"variant": "paper", "retraction": "polar"}, 0.3),
+    ("wn_rgd", {"variant": "paper", "retraction": "qr"}, 0.3),
+    ("wn_rgd", {"variant": "paper", "retraction": "cayley"}, 0.3),
     ("wn_rgd", {"preconditioned": True}, 0.3),
     ("wn_rgd", {"preconditioned": True, "retraction": "cayley"}, 0.3),
-    ("wn_rgd", {"theta0": 0.5, "mu": 1.5}, 0.3),
+    ("wn_rgd", {"variant": "preconditioned", "mu": 2.0}, 0.3),
+    ("wn_rgd", {"variant": "paper", "theta0": 0.5, "mu": 1.5}, 0.3),
     ("gd", {"init_scale": 1e-2}, 0.2),
 ]
 
@@ -267,29 +291,31 @@ def test_native_matches_reference_asymmetric_gd(step_size, imbalanced):
     np.testing.assert_allclose(a.history["imbalance"], b.history["imbalance"], rtol=1e-7)
 
 
+PAPER = {"variant": "paper"}
 OTHER_OPS = [
-    ("packed_f32", "wn_rgd", {}, None),
-    ("packed_f32", "wn_rgd", {"retraction": "qr"}, 0.3),
+    ("packed_f32", "wn_rgd", PAPER, None),
+    ("packed_f32", "wn_rgd", {**PAPER, "retraction": "qr"}, 0.3),
     ("packed_f32", "gd", {"init_scale": 1e-2}, None),
-    ("entries", "wn_rgd", {}, None),
-    ("entries", "wn_rgd", {"retraction": "cayley"}, 0.3),
+    ("entries", "wn_rgd", PAPER, None),
+    ("entries", "wn_rgd", {**PAPER, "retraction": "cayley"}, 0.3),
     ("entries", "gd", {"init_scale": 1e-2}, None),
     ("entries_rect", "gd", {"init_scale": 1e-2}, None),
     # rank-one sensing is not RIP-normalized (E ||A(Z)||^2 = 2 ||Z||_F^2 + tr(Z)^2): the magnitude
     # step needs mu < 2 (the default mu = 2 diverges there)
-    ("rank_one", "wn_rgd", {"mu": 0.4}, None),
+    ("rank_one", "wn_rgd", {**PAPER, "mu": 0.4}, None),
     ("rank_one", "wn_rgd", {"mu": 0.4, "preconditioned": True}, 0.3),
     ("rank_one", "gd", {"init_scale": 1e-2}, None),
-    ("identity", "wn_rgd", {}, None),
-    ("identity", "wn_rgd", {"retraction": "qr"}, 0.5),
+    ("identity", "wn_rgd", PAPER, None),
+    ("identity", "wn_rgd", {**PAPER, "retraction": "qr"}, 0.5),
     ("identity", "gd", {"init_scale": 1e-2}, 0.3),
     ("identity_rect", "gd", {"init_scale": 1e-2}, None),
-    ("user_dense", "wn_rgd", {}, None),
+    ("user_dense", "wn_rgd", PAPER, None),
 ]
 
 
 @pytest.mark.parametrize("opname,method,options,step_size", OTHER_OPS,
-                         ids=[f"{o}-{m}-{s}" for o, m, _, s in OTHER_OPS])
+                         ids=[f"{o}-{m}-{'-'.join(f'{k}={v}' for k, v in opts.items())}-{s}"
+                              for o, m, opts, s in OTHER_OPS])
 def test_native_matches_reference_other_operators(opname, method, options, step_size):
     op, y, Zs = ALL_OPS[opname]()
     _agree(op, y, Zs, 3, method, options, step_size)
@@ -297,13 +323,24 @@ def test_native_matches_reference_other_operators(opname, method, options, step_
 
 def test_same_seed_same_start_in_both():
     op, y, Zs = sym_gaussian()
-    for method, opts in [("wn_rgd", {"theta0": 0.3}), ("gd", {})]:
+    # the drawn start: bit for bit (WN-LBFGS without its power step is the uniform draw)
+    for method, opts in [("wn_rgd", {"variant": "paper", "theta0": 0.3}),
+                         ("wn_rgd", {"power_steps": 0}), ("gd", {})]:
         a = wn.solve(op, y, 4, method=method, max_iter=0, rng=7, n_threads=NT, **opts)
         b = reference.solve(op, y, 4, method=method, max_iter=0, rng=7, **opts)
         for k in a.factors:
             np.testing.assert_array_equal(a.factors[k], b.factors[k])
         c = reference.solve(op, y, 4, method=method, max_iter=0, rng=8, **opts)
-        assert not np.array_equal(c.x, b.x)
+        assert not np.array_equal(c.factors["X" if method == "wn_rgd" else "Y"],
+                                  b.factors["X" if method == "wn_rgd" else "Y"])
+    # the default's start is the same draw after one power step X = orth(A*(y) X0), a pass
+    # over the data (native kernel vs numpy): equal to rounding
+    a = wn.solve(op, y, 4, max_iter=0, rng=7, n_threads=NT)
+    b = reference.solve(op, y, 4, max_iter=0, rng=7)
+    np.testing.assert_allclose(a.factors["X"], b.factors["X"], rtol=0, atol=1e-13)
+    np.testing.assert_array_equal(a.factors["Theta"], b.factors["Theta"])
+    c = reference.solve(op, y, 4, max_iter=0, rng=8)
+    assert not np.allclose(c.factors["X"] @ c.factors["X"].T, b.factors["X"] @ b.factors["X"].T)
 
 
 # -- the reference Stiefel tools -----------------------------------------------------------------

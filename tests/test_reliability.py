@@ -158,14 +158,16 @@ def test_parallel_team_really_starts():
 def test_solve_bit_identical_across_threads_and_runs(method, family, request):
     op, y, Zs = _problem(family, request)
     rank = 4
-    kw = dict(method=method, max_iter=25, tol=0.0, rng=1234, x_true=Zs)
-    runs = [wn.solve(op, y, rank, n_threads=nt, **kw) for nt in (1, 2, 2, 1, None)]
-    assert runs[0].nit > 0
-    for other in runs[1:]:
-        _assert_bit_identical(runs[0], other)
-    # a seed changes the start (the comparison above is not vacuous)
-    other_seed = wn.solve(op, y, rank, n_threads=2, **{**kw, "rng": 4321})
-    assert other_seed.x.tobytes() != runs[0].x.tobytes()
+    # WN-RGD: the default (WN-LBFGS) and the paper's Algorithm 1
+    for opts in ([{}, {"variant": "paper"}] if method == "wn_rgd" else [{}]):
+        kw = dict(method=method, max_iter=25, tol=0.0, rng=1234, x_true=Zs, **opts)
+        runs = [wn.solve(op, y, rank, n_threads=nt, **kw) for nt in (1, 2, 2, 1, None)]
+        assert runs[0].nit > 0
+        for other in runs[1:]:
+            _assert_bit_identical(runs[0], other)
+        # a seed changes the start (the comparison above is not vacuous)
+        other_seed = wn.solve(op, y, rank, n_threads=2, **{**kw, "rng": 4321})
+        assert other_seed.x.tobytes() != runs[0].x.tobytes()
 
 
 @pytest.mark.parametrize("method,family", [c for c in CASES if c[0] != "snn"])
@@ -173,10 +175,11 @@ def test_solve_bit_identical_with_constant_step(method, family, request):
     """The constant-step path (no line search) is deterministic too."""
     op, y, _ = _problem(family, request)
     step = {"wn_rgd": 0.1, "gd": 0.1, "precgd": 0.2, "scaledgd": 0.2, "column_wn": 0.1}[method]
-    kw = dict(method=method, max_iter=15, tol=0.0, rng=7, step_size=step)
-    a = wn.solve(op, y, 3, n_threads=1, **kw)
-    b = wn.solve(op, y, 3, n_threads=2, **kw)
-    _assert_bit_identical(a, b)
+    for opts in ([{}, {"variant": "paper"}] if method == "wn_rgd" else [{}]):
+        kw = dict(method=method, max_iter=15, tol=0.0, rng=7, step_size=step, **opts)
+        a = wn.solve(op, y, 3, n_threads=1, **kw)
+        b = wn.solve(op, y, 3, n_threads=2, **kw)
+        _assert_bit_identical(a, b)
 
 
 @pytest.fixture(scope="module")
@@ -443,10 +446,13 @@ def _diverging_cases():
     out = []
     for method, family in CASES:
         if method == "wn_rgd":
-            # the direction moves on the Stiefel manifold whatever eta is: WN-RGD diverges through
-            # its magnitude step, so an absurd mu (with a constant step) is the "far too large
-            # step" for it
-            out.append((method, family, {"step_size": 0.1, "mu": 1e8}))
+            # the paper's Algorithm 1: the direction moves on the Stiefel manifold whatever eta
+            # is, WN-RGD diverges through its magnitude step, so an absurd mu (with a constant
+            # step) is the "far too large step" for it
+            out.append((method, family, {"variant": "paper", "step_size": 0.1, "mu": 1e8}))
+            # the default (WN-LBFGS) moves X and Theta jointly with its step t: a constant t = 10
+            # overshoots the magnitude (measured: diverged after 6 iterations)
+            out.append((method, family, {"step_size": 10.0}))
         else:
             out.append((method, family, {"step_size": DIVERGING_STEP}))
     return out
@@ -493,12 +499,17 @@ def test_default_rule_recovers_from_absurd_options(method, family, small_problem
     """The safeguarded default never diverges on a well-posed problem, even from a huge start
     scale (GD family) or an extreme magnitude (WN-RGD)."""
     op, y = small_problems[family]
-    extra = {"wn_rgd": {"theta0": 2.0}, "snn": {"init_scale": 1.0}}.get(
-        method, {"init_scale": 10.0})
-    res = wn.solve(op, y, 3, method=method, max_iter=30, tol=0.0, rng=4, **extra)
-    assert res.stop_reason != "diverged"
-    assert np.all(np.isfinite(res.x))
-    assert res.history["loss"][-1] <= res.history["loss"][0] * (1 + 1e-12)
+    # WN-RGD: an extreme magnitude for the paper's Algorithm 1 and the preconditioned variant;
+    # extreme damping (none, or a huge one) and the longest memory for the default (WN-LBFGS)
+    extras = {"wn_rgd": [{"variant": "paper", "theta0": 2.0},
+                         {"variant": "preconditioned", "theta0": 2.0, "mu": 1e6},
+                         {"damping": 0.0, "memory": 100}, {"damping": 1e8}],
+              "snn": [{"init_scale": 1.0}]}.get(method, [{"init_scale": 10.0}])
+    for extra in extras:
+        res = wn.solve(op, y, 3, method=method, max_iter=30, tol=0.0, rng=4, **extra)
+        assert res.stop_reason != "diverged", extra
+        assert np.all(np.isfinite(res.x)), extra
+        assert res.history["loss"][-1] <= res.history["loss"][0] * (1 + 1e-12), extra
 
 
 # ================================================================================================

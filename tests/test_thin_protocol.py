@@ -144,7 +144,7 @@ def test_matrix_free_operator_solves_like_the_dense_one(symmetric):
     assert b.history["rel_error"][-1] < 1e-8
     assert abs(a.nit - b.nit) <= 2
     np.testing.assert_allclose(b.history["rel_error"][:20], a.history["rel_error"][:20],
-                               rtol=1e-6)
+                               rtol=1e-6, atol=1e-12)
 
 
 def test_matrix_free_outputs_are_validated():

@@ -26,6 +26,17 @@ def complete(X, rank, *, keep_observed=True, validation_fraction=0.0, rng=None,
     ``rng``) as ``validation`` for early stopping: the right choice on noisy data, where fitting
     the observed entries exactly overfits. ``return_result=True`` returns ``(completed, res)``.
 
+    Unless ``solve_options`` say otherwise, the method is WN-RGD with the paper's direction and the
+    learned magnitude step (``variant="paper", mu="auto"``; with a ``penalty``,
+    ``variant="preconditioned"``, whose direction ``S X`` moves ``X`` while ``Theta = 0``, which a
+    penalized start needs), not the library's default WN-LBFGS: with a search rank
+    above the true rank, completion has many interpolants (a rank-one piece on the unobserved
+    entries of a single row fits the data as well), and the alternating method's small steps from
+    ``Theta = 0`` keep the implicit low-rank bias that selects the low-rank one (measured: 300 x 200
+    rank 3 at 15% of the entries, rank 5: error 2.3e-10 in 288 passes, where WN-LBFGS fits the
+    data with error 0.16). It also takes ``penalty`` (nuclear norm; on noisy data with
+    ``validation_fraction``: MovieLens 100k, ``python -m wnsense_native reproduce completion``).
+
     The output is a dense array the size of ``X`` (as is the input); the solve itself works on
     the observed entries and the factors only.
     """
@@ -46,6 +57,14 @@ def complete(X, rank, *, keep_observed=True, validation_fraction=0.0, rng=None,
     gen = as_generator(rng)
     values = arr[rows, cols]
     options = dict(solve_options)
+    if options.get("method", "wn_rgd") == "wn_rgd" and "preconditioned" not in options:
+        # see the docstring: the paper's direction with the learned magnitude step; with a
+        # penalty the preconditioned direction (S X moves X while Theta = 0, which a penalized
+        # start needs)
+        penalized = bool(options.get("penalty", 0.0))
+        options.setdefault("variant", "preconditioned" if penalized else "paper")
+        if options["variant"] == "paper":
+            options.setdefault("mu", "auto")
     if validation_fraction > 0:
         held = gen.random(rows.size) < validation_fraction
         if held.all() or not held.any():

@@ -368,15 +368,8 @@ class IdentitySensing(SensingOperator):
         return v.reshape(self._d1, self._d2).copy()
 
     def _residual(self, L, R, y, right=None, left=None, n_threads=0):
-        G = L @ R.T
-        if y is not None:
-            G -= y.reshape(self._d1, self._d2)
-        r = G.ravel()
-        if self.symmetric and (right is not None or left is not None):
-            G = 0.5 * (G + G.T)
-        AV = None if right is None else G @ right
-        AtU = None if left is None else (G @ left if self.symmetric else G.T @ left)
-        return ResidualPass(r, float(r @ r), AV, AtU)
+        # G = L R^T - Y and its thin products, in one native call
+        return ResidualPass(*_core.identity_residual(L, R, y, right, left, self.symmetric))
 
 
 class MatrixFreeSensing(SensingOperator):

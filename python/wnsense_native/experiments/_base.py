@@ -148,6 +148,15 @@ def first_reach(history: dict, threshold: float, key: str = "rel_error"):
     return i, (float(t[i]) if t is not None else float("nan"))
 
 
+def passes_to(history: dict, threshold: float, key: str = "rel_error"):
+    """Passes over the sensing data (``history["nfev"]``) when ``key`` first reaches
+    ``threshold``, or None."""
+    hit = first_reach(history, threshold, key)
+    if hit is None or "nfev" not in history:
+        return None
+    return int(history["nfev"][hit[0]])
+
+
 def thin_indices(n: int, max_points: int) -> np.ndarray:
     """At most ``max_points`` indices of ``range(n)`` (0 and n-1 included), half spaced
     geometrically (the early transients), half linearly (the tail)."""
@@ -274,10 +283,12 @@ class Run:
             "final_rel_error": self.final_rel_error,
             "final_residual": float(res.residual_norm), "final_loss": float(res.fun),
         }
+        out["nfev"] = int(res.nfev)
         for thr in thresholds:
             r = self.reach(thr)
             out[f"iters_to_{thr:g}"] = None if r is None else r[0]
             out[f"seconds_to_{thr:g}"] = None if r is None else r[1]
+            out[f"passes_to_{thr:g}"] = passes_to(self.history, thr)
         return out
 
 

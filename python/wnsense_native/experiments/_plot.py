@@ -9,6 +9,7 @@ INSTALL_HINT = "plots disabled: matplotlib is not installed (pip install wnsense
 # one colour per method key, shared by every figure
 COLORS = {
     "wn_rgd": "#1f77b4",
+    "wn_lbfgs": "#000000",
     "wn_rgd_precond": "#2ca02c",
     "gd": "#d62728",
     "gd_imbalanced": "#ff7f0e",

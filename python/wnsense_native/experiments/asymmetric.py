@@ -212,7 +212,8 @@ def image(ctx, *, image_name, size, true_rank, extra_rank, m_factor, max_iter, t
     specs = [MethodSpec("gd", f"GD asymmetric (init {init_scale:g})", "gd",
                         {"init_scale": init_scale}),
              MethodSpec("wn_rgd_precond", "WN-RGD rect. precond. [project addition]", "wn_rgd",
-                        {"preconditioned": True})]
+                        {"variant": "preconditioned"}),
+             MethodSpec("wn_lbfgs", "WN-LBFGS rect., default [project addition]", "wn_rgd", {})]
     configs = []
     with ctx.progress(len(specs) * len(ranks)):
         for r in ranks:

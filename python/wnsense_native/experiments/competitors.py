@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _plot
 from ._base import ExperimentError, MethodSpec, Run, fmt_num, fmt_reach, format_table
-from .convergence import WN, WN_PRE, check_ranks, make_operator, print_table, report_claim
+from .convergence import WN, WN_DEFAULT, WN_PRE, check_ranks, make_operator, print_table, report_claim
 
 
 # ------------------------------------------------------------------------------------------------
@@ -229,13 +229,14 @@ def snn(ctx, *, d, true_rank, m, m_test, noise, widths, init_scale, step_size, m
 # head-to-head
 
 H2H_METHODS = [
+    WN_DEFAULT,
     WN,
     WN_PRE,
     MethodSpec("gd", "GD (small init 1e-3)", "gd", {"init_scale": 1e-3}),
     MethodSpec("precgd", "PrecGD", "precgd"),
     MethodSpec("scaledgd", "ScaledGD(lambda)", "scaledgd"),
 ]
-PRECONDITIONED = ("wn_rgd_precond", "precgd", "scaledgd")
+PRECONDITIONED = ("wn_lbfgs", "wn_rgd_precond", "precgd", "scaledgd")
 
 
 def headtohead(ctx, *, d, true_rank, m_factor, kappas, ranks, max_iter, target, dtype, packed):

@@ -14,14 +14,17 @@ from .column_wn import column_wn_for
 from .gd import gd_for
 from .precgd import precgd_for, scaledgd_for
 from .snn import snn_for
+from ..solvers.wn_rgd import wn_rgd_factory
+from .wn_lbfgs import RectangularWNLBFGS, WNLBFGS
 from .wn_rgd import WNRGD
 from .wn_rgd_rect import RectangularWNRGD
 
 __all__ = ["solve", "REFERENCE_METHODS", "numpy_residual"]
 
 
-def _wn_rgd_for(symmetric):
-    return WNRGD if symmetric else RectangularWNRGD
+_wn_rgd_for = wn_rgd_factory({"lbfgs": (WNLBFGS, RectangularWNLBFGS),
+                              "paper": (WNRGD, RectangularWNRGD),
+                              "preconditioned": (WNRGD, RectangularWNRGD)})
 
 
 # method name -> (operator is symmetric) -> Method class

@@ -82,7 +82,7 @@ class WNRGD(WNRGDSetup):
     def _set_iterate(self, X, Theta, res):
         """Adopt (X, Theta) with its pass: ``||r||^2`` and ``S X``, S = sym(A*(A(Z) - y))."""
         self.X, self.Theta, self.sumsq = X, Theta, res.sumsq
-        self.loss = self.problem.loss(res.sumsq)                   # 1/4 ||A(Z) - y||^2
+        self.loss = self._objective(res.sumsq, Theta)              # 1/4 ||A(Z) - y||^2 (+ pen.)
         self.SX = res.AV                                           # S X
         grad_X = self.SX @ Theta                                   # grad_X f = S X Theta
         grad_Theta = 0.5 * X.T @ self.SX                           # grad_Theta f = 1/2 X^T S X

@@ -31,9 +31,9 @@ class RectangularWNRGD(RectangularWNRGDSetup):
 
     def _set_iterate(self, XL, Theta, XR, res):
         self.XL, self.Theta, self.XR, self.sumsq = XL, Theta, XR, res.sumsq
-        self.loss = self.problem.loss(res.sumsq)                   # 1/2 ||A(Z) - y||^2
+        self.loss = self._objective(res.sumsq, Theta)              # 1/2 ||A(Z) - y||^2 (+ pen.)
         EXR, EtXL = res.AV, res.AtU                                # E X_R, E^T X_L
-        self.EXR = EXR
+        self.EXR, self.EtXL = EXR, EtXL
         grad_L = EXR @ Theta.T                                     # grad_XL f = E X_R Theta^T
         grad_R = EtXL @ Theta                                      # grad_XR f = E^T X_L Theta
         grad_Theta = XL.T @ EXR                                    # grad_Theta f = X_L^T E X_R

@@ -32,6 +32,7 @@ class _History:
         add("step_size", []).append(method.step_size)
         add("residual_norm", []).append(problem.relative_residual(method.sumsq))
         add("time", []).append(t)
+        add("nfev", []).append(problem.nfev)      # passes over the data so far
         if self.target is not None:   # from the factors: the model is never formed
             add("rel_error", []).append(self.target.relative_error(*method.lowrank()))
         for k, v in method.extra_history().items():
@@ -148,6 +149,9 @@ def run(method, problem, *, method_name, max_iter, tol, gtol, xtol, max_time, ca
         residual_norm=problem.relative_residual(method.sumsq), time=elapsed,
         history=history.arrays(), **extra)
     result.set_lowrank(*(np.array(F) for F in method.lowrank()))   # x formed when read
+    if method.label:
+        result.variant = method.label
+        result.message = f"{result.message} [{method.label}]"
     logger.info("%s: %s after %d iterations (%.3g s)", method_name, result.message, nit, elapsed)
     return result
 

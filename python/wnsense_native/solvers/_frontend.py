@@ -8,7 +8,7 @@ from .._validation import as_vector, check_choice, check_float, check_int, check
 from ..operators import SensingOperator
 from ._driver import run
 from ._problem import Problem
-from ._steps import make_step_rule
+from ._steps import ArmijoBacktracking, make_step_rule
 
 
 def solve_with(registry, make_residual_fn, op, y, rank, *, method="wn_rgd", max_iter=1000,
@@ -42,14 +42,19 @@ def solve_with(registry, make_residual_fn, op, y, rank, *, method="wn_rgd", max_
         val_problem = _validation_problem(validation, op, make_residual_fn, n_threads)
         patience = check_int("patience", patience, minimum=1)
 
-    cls = registry[method](op.symmetric)
+    factory = registry[method]
+    cls = (factory(op.symmetric, method_options) if getattr(factory, "with_options", False)
+           else factory(op.symmetric))
     unknown = set(method_options) - set(cls.OPTIONS)
     if unknown:
-        raise TypeError(f"unknown option(s) {sorted(unknown)} for method={method!r}; "
+        which = (f"method={method!r}, variant={cls.OPTIONS['variant']!r}"
+                 if "variant" in cls.OPTIONS else f"method={method!r}")
+        raise TypeError(f"unknown option(s) {sorted(unknown)} for {which}; "
                         f"valid options: {sorted(cls.OPTIONS)}")
     options = {**cls.OPTIONS, **method_options}
     problem = Problem(op, y, make_residual_fn(op, y, n_threads))
-    solver = cls(problem, rank, gen, init, make_step_rule(step_size), **options)
+    rule = make_step_rule(step_size, getattr(cls, "default_step_rule", ArmijoBacktracking))
+    solver = cls(problem, rank, gen, init, rule, **options)
     return run(solver, problem, method_name=method, max_iter=max_iter, tol=tol, gtol=gtol,
                xtol=xtol, max_time=max_time, callback=callback, x_true=x_true,
                progress=progress, validation=val_problem, patience=patience)

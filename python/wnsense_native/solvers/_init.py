@@ -19,6 +19,13 @@ def stiefel_start(gen: np.random.Generator, d: int, r: int) -> np.ndarray:
     return random_orthonormal(d, r, gen)
 
 
+def orthonormal_basis(B: np.ndarray) -> np.ndarray:
+    """Q of ``B = Q R`` with ``diag(R) >= 0`` (signs fixed: the same basis in every backend):
+    the block power step of the spectral starts."""
+    Q, R = np.linalg.qr(B)
+    return np.ascontiguousarray(Q * np.where(np.diag(R) < 0, -1.0, 1.0))
+
+
 def small_gaussian(gen: np.random.Generator, shape, scale: float, norm_dim: int) -> np.ndarray:
     """``scale * N(0, 1)^shape / sqrt(norm_dim)``: the small random init of factorized GD."""
     return scale * gen.standard_normal(shape) / math.sqrt(norm_dim)

@@ -23,6 +23,7 @@ class Method:
     """
 
     name = ""
+    label = ""      # which algorithm ran, appended to res.message (set by variants)
     OPTIONS: dict = {}
 
     def __init__(self, problem, rank, gen, init, step_rule, **options):

@@ -22,9 +22,37 @@ from ._init import stiefel_start, user_factors
 from .diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics, model_for
 from ._method import Method
 from ._problem import sym
+from ._magnitude import MagnitudeStep
 from ._steps import magnitude_search
+from ._init import orthonormal_basis
 
 RETRACTIONS = {"polar", "qr", "cayley"}
+
+# method="wn_rgd" variants: the default (WN-LBFGS, this project's addition), the paper's
+# Algorithm 1, and the Theta-preconditioned alternating method (project addition)
+WN_VARIANTS = ("lbfgs", "paper", "preconditioned")
+DEFAULT_WN_VARIANT = "lbfgs"
+
+
+def wn_variant(options: dict) -> str:
+    """The variant ``options`` select: ``variant`` (default ``"lbfgs"``), or
+    ``preconditioned=True`` (the older spelling of ``variant="preconditioned"``)."""
+    variant = check_choice("variant", options.get("variant", DEFAULT_WN_VARIANT), WN_VARIANTS)
+    if options.get("preconditioned", False):
+        if "variant" in options and variant != "preconditioned":
+            raise ValueError(f"preconditioned=True selects variant='preconditioned', which "
+                             f"contradicts variant={variant!r}")
+        variant = "preconditioned"
+    return variant
+
+
+def wn_rgd_factory(classes: dict):
+    """The registry entry of ``method="wn_rgd"``: ``factory(symmetric, options)`` picks the
+    class of the variant (``classes``: variant -> (symmetric class, rectangular class))."""
+    def factory(symmetric, options=None):
+        return classes[wn_variant(options or {})][0 if symmetric else 1]
+    factory.with_options = True
+    return factory
 
 
 def retract(kind, X, G_dir, Gt, eta):
@@ -55,20 +83,37 @@ class WNRGDSetup(Method):
     """
 
     name = "wn_rgd"
-    OPTIONS = {"retraction": "polar", "mu": 2.0, "preconditioned": False, "theta0": 0.0,
-               **DIAGNOSTIC_OPTIONS}
+    OPTIONS = {"variant": "paper", "retraction": "polar", "mu": None, "preconditioned": False,
+               "theta0": 0.0, "penalty": 0.0, "start": None, **DIAGNOSTIC_OPTIONS}
+    default_mu = 2.0
+    STARTS = ("random", "spectral")
 
     @classmethod
     def factor_shapes(cls, problem, rank):
         return {"X": (problem.d1, rank), "Theta": (rank, rank)}
 
-    def _setup(self, problem, rank, gen, init, *, retraction, mu, preconditioned, theta0,
-               diagnostics=(), hessian_every=1):
+    def _setup(self, problem, rank, gen, init, *, variant, retraction, mu, preconditioned,
+               theta0, penalty, start, diagnostics=(), hessian_every=1):
         shapes = self.factor_shapes(problem, rank)
         self.diagnostics = make_diagnostics(diagnostics, hessian_every, shapes)
         self.retraction = check_choice("retraction", retraction, RETRACTIONS)
-        self.mu = check_float("mu", mu, minimum=0.0, strict_minimum=True)
-        self.preconditioned = bool(preconditioned)
+        self.preconditioned = bool(preconditioned) or variant == "preconditioned"
+        if mu is None:   # the paper's mu for Algorithm 1; the learned step for the addition
+            mu = "auto" if self.preconditioned else self.default_mu
+        self.magnitude = MagnitudeStep(mu, penalty, symmetric=problem.symmetric,
+                                       default_mu=self.default_mu)
+        if start is None:   # a penalized run from Theta = 0 needs aligned directions to begin
+            start = "spectral" if self.magnitude.penalty else "random"
+        # a warm start is taken as given
+        self.spectral_start = (check_choice("start", start, self.STARTS) == "spectral"
+                               and init is None)
+        self.label = ("WN-RGD, Theta-preconditioned (direction S X; project addition, not from "
+                      "the paper)" if self.preconditioned else
+                      "WN-RGD, the paper's Algorithm 1")
+        if self.magnitude.auto:
+            self.label += ", learned magnitude step mu='auto' (project addition)"
+        if self.magnitude.penalty:
+            self.label += f", nuclear-norm penalty {self.magnitude.penalty:g}"
         model = model_for(shapes)
         if init is not None:
             start = user_factors(init, shapes, orthonormal=model.stiefel)
@@ -95,13 +140,22 @@ class WNRGDSetup(Method):
     def _set_iterate(self, X, Theta, res):
         raise NotImplementedError
 
+    def _objective(self, sumsq, Theta):
+        """The loss ``f`` plus the nuclear-norm penalty (0 unless ``penalty`` is set)."""
+        return self.problem.loss(sumsq) + self.magnitude.penalty_value(Theta)
+
     def _pass(self, X, Theta):
         """One pass at ``Z = X Theta X^T`` with the product ``S X`` (all a step needs)."""
         return self.problem.residual(X @ Theta, X, right=X)
 
     def _begin(self, start):
         X, Theta = start["X"], start["Theta"]
-        self._set_iterate(X, Theta, self._pass(X, Theta))
+        res = self._pass(X, Theta)
+        if self.spectral_start and not np.any(Theta) and np.any(res.AV):
+            # one block power step, X = orth(A*(y) X0): a pass at Z = 0 again
+            X = orthonormal_basis(-res.AV)
+            res = self._pass(X, Theta)
+        self._set_iterate(X, Theta, res)
 
     @property
     def factors(self):
@@ -114,11 +168,19 @@ class WNRGDSetup(Method):
     def step(self):
         Theta = self.Theta
 
+        pen = self.magnitude.penalty_value(Theta)    # unchanged by the direction step
+
         def trial(eta):  # pass 1: the residual at (X+, Theta), also the step-size test
             X_new = self.retract(self.retraction, self.X, self.G_dir, self.Gt, eta)
             res = self._pass(X_new, Theta)
-            return self.problem.loss(res.sumsq), (X_new, res.AV)   # S(X+, Theta) X+
+            return self.problem.loss(res.sumsq) + pen, (X_new, res.AV)   # S(X+, Theta) X+
 
+        if self.preconditioned and float(np.vdot(self.G, self.G_dir)) < 0:
+            # where Theta is indefinite S X can ascend: the gradient this step, in the units of
+            # S X (divided by ||Theta||_2^2, its natural step) so that the remembered step size
+            # stays valid (at Theta = 0 the slope is 0 and the free move along S X is kept)
+            scale = 1.0 / max(np.linalg.norm(Theta, 2) ** 2, 1e-300)
+            self.G_dir, self.Gt = scale * self.G, scale * (self.SX @ Theta)
         # decrease rate of f(., Theta) along the search direction: <grad_X f, G_dir>
         slope = float(np.vdot(self.G, self.G_dir))
         if not np.any(self.G_dir):
@@ -129,16 +191,18 @@ class WNRGDSetup(Method):
             eta, loss_mid, (X_new, SX_mid), ok = self.step_rule.search(self.loss, slope, trial,
                                                                        self.step_hint())
         self.step_size = eta
-        # magnitude step with the new direction, Delta = X+^T S(X+, Theta) X+; pass 2: loss and
-        # S X+ at the new iterate
+        # magnitude step with the new direction, Delta = X+^T S(X+, Theta) X+ = 2 grad_Theta f
+        # (:mod:`._magnitude`); pass 2: loss and S X+ at the new iterate
         Delta = X_new.T @ SX_mid
 
         def magnitude(mu):
-            Theta_new = sym(Theta - 0.5 * mu * Delta)
+            Theta_new = self.magnitude.take(Theta, Delta, mu)
             res = self._pass(X_new, Theta_new)
-            return self.problem.loss(res.sumsq), (Theta_new, res)
+            return self._objective(res.sumsq, Theta_new), (Theta_new, res)
 
-        Theta_new, res = magnitude_search(self.step_rule, loss_mid, self.mu, magnitude)
+        Theta_new, res = magnitude_search(self.step_rule, loss_mid, self.magnitude.mu, magnitude)
+        self.magnitude.learn(Theta, Theta_new, Delta, loss_mid - pen,
+                             self.problem.loss(res.sumsq))
         self._set_iterate(X_new, Theta_new, res)
         return ok
 
@@ -150,7 +214,7 @@ class WNRGD(WNRGDSetup):
     def _set_iterate(self, X, Theta, res):
         """Adopt (X, Theta) with its pass; precompute the gradients the next step needs."""
         self.X, self.Theta, self.sumsq = X, Theta, res.sumsq
-        self.loss = self.problem.loss(res.sumsq)
+        self.loss = self._objective(res.sumsq, Theta)
         SX = self.SX = res.AV                                   # S X
         self.Gt = SX if self.preconditioned else SX @ Theta
         self.G = _core.tangent_projection(X, np.ascontiguousarray(SX @ Theta))

@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _core
+from ._init import orthonormal_basis
 from ._steps import magnitude_search
 from .wn_rgd import WNRGDSetup
 
@@ -44,7 +45,8 @@ class RectangularWNRGDSetup(WNRGDSetup):
     then ``X_R``, and a general (not symmetrized) ``Theta`` (the model
     :class:`~.diagnostics.RectangularWeightNormalized`)."""
 
-    OPTIONS = {**WNRGDSetup.OPTIONS, "mu": 1.0}
+    OPTIONS = dict(WNRGDSetup.OPTIONS)
+    default_mu = 1.0
 
     @classmethod
     def factor_shapes(cls, problem, rank):
@@ -58,7 +60,12 @@ class RectangularWNRGDSetup(WNRGDSetup):
 
     def _begin(self, start):
         XL, Theta, XR = start["X_L"], start["Theta"], start["X_R"]
-        self._set_iterate(XL, Theta, XR, self.problem.residual(XL @ Theta, XR, XR, XL))
+        res = self.problem.residual(XL @ Theta, XR, XR, XL)
+        if self.spectral_start and not np.any(Theta) and np.any(res.AV) and np.any(res.AtU):
+            # one block power step on both sides: X_L = orth(A*(y) X_R0), X_R = orth(A*(y)^T X_L0)
+            XL, XR = orthonormal_basis(-res.AV), orthonormal_basis(-res.AtU)
+            res = self.problem.residual(XL @ Theta, XR, XR, XL)
+        self._set_iterate(XL, Theta, XR, res)
 
     @property
     def factors(self):
@@ -70,14 +77,22 @@ class RectangularWNRGDSetup(WNRGDSetup):
     # -- one iteration -----------------------------------------------------------------------
     def step(self):
         Theta = self.Theta
+        pen = self.magnitude.penalty_value(Theta)    # unchanged by the direction step
 
         def trial(eta):  # pass 1: the residual at (X_L+, Theta, X_R+), also the step-size test
             XL = self.retract(self.retraction, self.XL, self.Gd_L, self.Gt_L, eta)
             XR = self.retract(self.retraction, self.XR, self.Gd_R, self.Gt_R, eta)
             res = self.problem.residual(XL @ Theta, XR, right=XR)   # E X_R+ is all Delta needs
-            return self.problem.loss(res.sumsq), (XL, XR, res.AV)
+            return self.problem.loss(res.sumsq) + pen, (XL, XR, res.AV)
 
         # decrease rate of f(., Theta, .) along the search direction
+        if self.preconditioned and float(np.vdot(self.G_L, self.Gd_L)
+                                         + np.vdot(self.G_R, self.Gd_R)) < 0:
+            # where Theta is ill-signed E X_R, E^T X_L need not descend: the gradients this step,
+            # in their units (divided by ||Theta||_2^2; see the symmetric method)
+            scale = 1.0 / max(np.linalg.norm(Theta, 2) ** 2, 1e-300)
+            self.Gd_L, self.Gd_R = scale * self.G_L, scale * self.G_R
+            self.Gt_L, self.Gt_R = scale * (self.EXR @ Theta.T), scale * (self.EtXL @ Theta)
         slope = float(np.sum(self.G_L * self.Gd_L) + np.sum(self.G_R * self.Gd_R))
         if not (np.any(self.Gd_L) or np.any(self.Gd_R)):
             # Theta = 0 (the default start) or a critical point: the directions do not move,
@@ -94,11 +109,13 @@ class RectangularWNRGDSetup(WNRGDSetup):
         Delta = XL.T @ EXR_mid
 
         def magnitude(mu):
-            Theta_new = Theta - mu * Delta
+            Theta_new = self.magnitude.take(Theta, Delta, mu)
             res = self.problem.residual(XL @ Theta_new, XR, XR, XL)
-            return self.problem.loss(res.sumsq), (Theta_new, res)
+            return self._objective(res.sumsq, Theta_new), (Theta_new, res)
 
-        Theta_new, res = magnitude_search(self.step_rule, loss_mid, self.mu, magnitude)
+        Theta_new, res = magnitude_search(self.step_rule, loss_mid, self.magnitude.mu, magnitude)
+        self.magnitude.learn(Theta, Theta_new, Delta, loss_mid - pen,
+                             self.problem.loss(res.sumsq))
         self._set_iterate(XL, Theta_new, XR, res)
         return ok
 
@@ -111,9 +128,9 @@ class RectangularWNRGD(RectangularWNRGDSetup):
     def _set_iterate(self, XL, Theta, XR, res):
         """Adopt ``(X_L, Theta, X_R)`` with its pass; precompute the step's gradients."""
         self.XL, self.Theta, self.XR, self.sumsq = XL, Theta, XR, res.sumsq
-        self.loss = self.problem.loss(res.sumsq)
+        self.loss = self._objective(res.sumsq, Theta)
         EXR, EtXL = res.AV, res.AtU                              # E X_R, E^T X_L
-        self.EXR = EXR
+        self.EXR, self.EtXL = EXR, EtXL
         grad_L, grad_R = _c(EXR @ Theta.T), _c(EtXL @ Theta)
         self.G_L = _core.tangent_projection(XL, grad_L)
         self.G_R = _core.tangent_projection(XR, grad_R)

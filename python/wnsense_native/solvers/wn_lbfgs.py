@@ -1,0 +1,297 @@
+"""WN-LBFGS: weight-normalized Riemannian L-BFGS in the Gauss-Newton metric, the library's default
+(``method="wn_rgd"``, ``variant="lbfgs"``). A project addition, not from the paper: the paper's
+Algorithm 1 is ``variant="paper"`` (:mod:`.wn_rgd`). Native path; read against the formulas:
+
+Symmetric, ``Z = X Theta X^T``, ``X`` on ``St(d, r)``, ``Theta`` symmetric, ``f = 1/4 ||A(Z) - y||^2``.
+
+* Tangent vectors ``v = (K, zeta)``, ``X^T K = 0``, ``zeta`` symmetric, standing for
+  ``DZ[v] = K X^T + X K^T + X zeta X^T``; metric ``<v, w> = <K_v, K_w> + 1/2 <zeta_v, zeta_w>``
+  (``= 1/2 <DZ[v], DZ[w]>_F``). Under RIP the Gauss-Newton Hessian of ``f`` is then close to the
+  identity whatever the condition number of ``Z*``: the metric removes kappa from the rate
+  (the paper's direction ``S X Theta`` is scaled by ``Theta^2``, see SOLVER_NOTES).
+* Gradient from one pass at ``(X, Theta)`` with the product ``S X``:
+  ``g = ((I - X X^T) S X, D)``, ``D = sym(X^T S X)``.
+* Damped Nystrom retraction along ``v`` with step ``t``: ``Theta_t = Theta + t zeta = W diag(w)
+  W^T``, ``xi = t K W diag(1 / (|w| + lam)) W^T``, ``X+`` the polar factor of ``X + xi`` (``(X + xi)(I +
+  xi^T xi)^{-1/2}`` in exact arithmetic; computed from the Gram matrix of ``X + xi``),
+  ``Theta+ = N^{-1} Theta_t N^{-1}``, so ``Z+ = (X + xi) Theta_t (X + xi)^T``; ``lam = c ||r|| / 2``
+  (``c = damping``, 1 by default: the units of sigma, as PrecGD's ``sqrt(f)``). The |w| (not w) is
+  essential at exact rank (a signed inverse stalls at the rank-(r-1) saddle). The Newton step
+  ``v = -g, t = 1`` is the SOLVER_NOTES direction ``(I - X X^T) S X (|Theta| + c sqrt(f))^{-1}``
+  evaluated at the updated magnitude ``Theta - X^T S X`` (the ``mu = 2`` magnitude step) and taken
+  jointly with it from one residual: one pass per iteration. In the population case it is the
+  exact Nystrom update ``Z* X (X^T Z* X)^{-1} X^T Z*``.
+* Directions: L-BFGS (memory 5) in that metric, vector transport by projection of ``DZ[v]`` onto
+  the tangent space at the new point; pairs kept only when ``<s, y> > 1e-10 <s, s>``; an empty
+  memory (the first step, after a reset) gives ``-g / q`` with ``q`` the last observed curvature
+  ratio along the step (1 at first: the Gauss-Newton scale under RIP).
+* Step rule: :class:`~._steps.QuadraticBacktracking` (first trial ``t = 1``); when it fails with a
+  non-empty memory, the memory is dropped and the scaled gradient tried once more.
+* Start: ``Theta_0 = 0``, ``X_0`` uniform on the Stiefel manifold; the first pass (at ``Z = 0``)
+  returns ``S X_0 = -A*(y) X_0`` and ``power_steps`` (1) block power steps
+  ``X <- orth(A*(y) X)`` follow, each a pass at ``Z = 0`` (a sketched spectral start: it saves
+  3-5 passes). A warm start ``init={"X", "Theta"}`` skips them.
+
+Rectangular, ``Z = X_L Theta X_R^T``, ``Theta`` general, ``f = 1/2 ||A(Z) - y||^2``: tangent
+``(K_L, K_R, zeta)``, Frobenius metric (``= ||DZ||_F^2``), gradient ``((I - X_L X_L^T) E X_R,
+(I - X_R X_R^T) E^T X_L, X_L^T E X_R)``, retraction through the SVD ``Theta_t = U diag(s) V^T``:
+``xi_L = t K_L V diag(1/(s+lam)) U^T``, ``xi_R = t K_R U diag(1/(s+lam)) V^T``,
+``Theta+ = N_L^{-1} Theta_t N_R^{-1}``; the start's power step uses ``A*(y) X_R`` and
+``A*(y)^T X_L``.
+
+Cost: one pass per iteration when the first trial is accepted (each pass asks for ``S X``, resp.
+``E X_R`` and ``E^T X_L``, nothing else), plus ``1 + power_steps`` at the start. The small algebra
+of an iteration (the two-loop recursion, the retraction, the transport) is a few native calls
+(cpp/wn_geometry.cpp); :mod:`wnsense_native.reference.wn_lbfgs` writes it out in numpy.
+
+Options: ``memory`` (5), ``damping`` (``c``, 1.0), ``power_steps`` (1), and the shared
+``diagnostics`` / ``hessian_every``. ``history["grad_norm"]`` is the gradient's norm in the metric.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import _core
+from .._validation import check_float, check_int
+from ._init import orthonormal_basis, stiefel_start, user_factors
+from ._method import Method
+from ._problem import sym
+from ._steps import QuadraticBacktracking
+from .diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics, model_for
+
+# accept an L-BFGS pair only when <s, y> > PAIR_TOL <s, s> (curvature condition)
+PAIR_TOL = 1e-10
+# the curvature ratio that scales restarts is kept in [CURVATURE_MIN, CURVATURE_MAX]: wide,
+# because operators far from isometric (observed entries at unit scale: ratio m / (d1 d2)) are
+# legitimate, but finite
+CURVATURE_MIN, CURVATURE_MAX = 1e-8, 1e8
+# a direction whose predicted decrease is below this fraction of the loss is rounding noise
+STALL_DECREASE = 1e-13
+
+
+class NativeGeometry:
+    """The iteration's small algebra in the native core (packed tangent vectors)."""
+
+    direction = staticmethod(_core.lbfgs_direction)
+    inner = staticmethod(_core.tangent_inner)
+    gradient_sym = staticmethod(_core.wn_gradient_sym)
+    gradient_rect = staticmethod(_core.wn_gradient_rect)
+    retract_sym = staticmethod(_core.nystrom_retract_sym)
+    retract_rect = staticmethod(_core.nystrom_retract_rect)
+    transport_sym = staticmethod(_core.wn_transport_sym)
+    transport_rect = staticmethod(_core.wn_transport_rect)
+
+
+class _LBFGSCore(Method):
+    """The WN-LBFGS iteration, shared by both families (mixins below: the model, its pass, start,
+    gradient, retraction and transport in packed form) and both backends (``geometry``)."""
+
+    name = "wn_rgd"
+    label = ("WN-LBFGS (weight-normalized Riemannian L-BFGS, Gauss-Newton metric; "
+             "project addition, not the paper's Algorithm 1)")
+    OPTIONS = {"variant": "lbfgs", "memory": 5, "damping": 1.0, "power_steps": 1,
+               **DIAGNOSTIC_OPTIONS}
+    default_step_rule = QuadraticBacktracking
+    geometry = NativeGeometry
+    theta_weight = 1.0
+
+    def _setup(self, problem, rank, gen, init, *, variant, memory, damping, power_steps,
+               diagnostics=(), hessian_every=1):
+        shapes = self.factor_shapes(problem, rank)
+        self.diagnostics = make_diagnostics(diagnostics, hessian_every, shapes)
+        self.memory = check_int("memory", memory, minimum=0, maximum=100)
+        self.damping = check_float("damping", damping, minimum=0.0)
+        self.power_steps = check_int("power_steps", power_steps, minimum=0, maximum=20)
+        self.curvature = 1.0
+        model = model_for(shapes)
+        if init is not None:
+            start = user_factors(init, shapes, orthonormal=model.stiefel)
+            for k in model.symmetric_factors:
+                start[k] = sym(start[k])
+            self.power_steps = 0          # a warm start is taken as given
+            return start
+        return self._draw(gen, problem, rank)
+
+    def step_hint(self):
+        return 1.0
+
+    # -- the packed tangent metric ---------------------------------------------------------
+    def _inner(self, a, b):
+        return self.geometry.inner(a, b, self.theta_row, self.theta_weight)
+
+    def _adopt(self, point, res):
+        self.point, self.sumsq = point, res.sumsq
+        self.loss = self.problem.loss(res.sumsq)
+        self.g = self._gradient(point, res)
+        self.grad_norm = math.sqrt(max(self._inner(self.g, self.g), 0.0))
+
+    def _begin(self, start):
+        point = self._point(start)
+        res = self._pass(point)
+        for _ in range(self.power_steps):       # X <- orth(A*(y) X) at Z = 0 (Theta = 0)
+            if np.any(point[1]) or not self._can_power(res):
+                break
+            point = self._power_step(point, res)
+            res = self._pass(point)
+        self._adopt(point, res)
+        n, r = self.g.shape
+        self.S = np.empty((0, n, r))
+        self.Y = np.empty((0, n, r))
+
+    # -- one iteration -----------------------------------------------------------------------
+    def step(self):
+        lam = self.damping * 0.5 * math.sqrt(self.sumsq)
+        p, reset = self.geometry.direction(self.g, self.S, self.Y, self.theta_row,
+                                           self.theta_weight, self.curvature)
+        if reset:
+            self._forget()
+        outcome = self._search(p, lam)
+        if outcome is None and len(self.S) and self.step_rule.safeguarded:
+            self._forget()                     # retry once along the scaled gradient
+            p = -self.g / self.curvature
+            outcome = self._search(p, lam)
+        if outcome is None:
+            self.step_size = 0.0
+            return False                       # no decrease: keep the iterate, stop
+        t, loss_new, point, res, slope = outcome
+        self.step_size = t
+        # the curvature ratio along the step (1 under exact RIP): the scale of the next restart
+        q = 2.0 * (loss_new - self.loss + t * slope) / (t * t * self._inner(p, p))
+        if math.isfinite(q) and q > 0:
+            self.curvature = min(max(q, CURVATURE_MIN), CURVATURE_MAX)
+        g_old = self.g
+        old_point = self.point
+        self._adopt(point, res)
+        # transport the step, the old gradient and the memory in one call
+        stack = np.concatenate([(t * p)[None], g_old[None], self.S, self.Y])
+        moved = self._transport(old_point, point, stack)
+        s, g_moved = moved[0], moved[1]
+        k = len(self.S)
+        self.S, self.Y = moved[2:2 + k], moved[2 + k:]
+        yv = self.g - g_moved
+        if self.memory and self._inner(s, yv) > PAIR_TOL * self._inner(s, s):
+            self.S = np.concatenate([self.S, s[None]])[-self.memory:]
+            self.Y = np.concatenate([self.Y, yv[None]])[-self.memory:]
+        return True
+
+    def _forget(self):
+        self.S, self.Y = self.S[:0], self.Y[:0]
+
+    def _search(self, p, lam):
+        """The step-size search along the retraction curve: ``(t, loss, point, pass, slope)``
+        or None when the loss cannot decrease along ``p``."""
+        slope = -self._inner(self.g, p)            # decrease rate, > 0 for a descent direction
+        if not slope > STALL_DECREASE * self.loss:
+            return None
+
+        def trial(t):
+            point = self._retract(self.point, p, t, lam)
+            res = self._pass(point)
+            return self.problem.loss(res.sumsq), (point, res)
+
+        t, loss, (point, res), ok = self.step_rule.search(self.loss, slope, trial,
+                                                          self.step_hint())
+        if not ok and self.step_rule.safeguarded:
+            return None
+        return t, loss, point, res, slope
+
+
+class WNLBFGSSymmetricMixin:
+    """``Z = X Theta X^T``: packed tangent ``[K; zeta]``, metric weight 1/2 on ``zeta``."""
+
+    theta_weight = 0.5
+
+    @classmethod
+    def factor_shapes(cls, problem, rank):
+        return {"X": (problem.d1, rank), "Theta": (rank, rank)}
+
+    def _draw(self, gen, problem, rank):
+        return {"X": stiefel_start(gen, problem.d1, rank), "Theta": np.zeros((rank, rank))}
+
+    def _point(self, start):
+        self.theta_row = start["X"].shape[0]
+        return (start["X"], start["Theta"])
+
+    def _pass(self, point):
+        X, Theta = point
+        return self.problem.residual(X @ Theta, X, right=X)          # S X
+
+    def _can_power(self, res):
+        return bool(np.any(res.AV))
+
+    def _power_step(self, point, res):
+        return (orthonormal_basis(-res.AV), point[1])
+
+    def _gradient(self, point, res):
+        return self.geometry.gradient_sym(point[0], res.AV)
+
+    def _retract(self, point, v, t, lam):
+        return self.geometry.retract_sym(point[0], point[1], v, t, lam)
+
+    def _transport(self, old, new, stack):
+        return self.geometry.transport_sym(old[0], new[0], stack)
+
+    @property
+    def factors(self):
+        return {"X": self.point[0], "Theta": self.point[1]}
+
+    def lowrank(self):
+        X, Theta = self.point
+        return X @ Theta, X
+
+
+class WNLBFGSRectangularMixin:
+    """``Z = X_L Theta X_R^T``: packed tangent ``[K_L; K_R; zeta]``, Frobenius metric."""
+
+    theta_weight = 1.0
+
+    @classmethod
+    def factor_shapes(cls, problem, rank):
+        return {"X_L": (problem.d1, rank), "Theta": (rank, rank), "X_R": (problem.d2, rank)}
+
+    def _draw(self, gen, problem, rank):
+        XL = stiefel_start(gen, problem.d1, rank)
+        XR = stiefel_start(gen, problem.d2, rank)
+        return {"X_L": XL, "Theta": np.zeros((rank, rank)), "X_R": XR}
+
+    def _point(self, start):
+        self.theta_row = start["X_L"].shape[0] + start["X_R"].shape[0]
+        return (start["X_L"], start["Theta"], start["X_R"])
+
+    def _pass(self, point):
+        XL, Theta, XR = point
+        return self.problem.residual(XL @ Theta, XR, right=XR, left=XL)   # E X_R, E^T X_L
+
+    def _can_power(self, res):
+        return bool(np.any(res.AV) and np.any(res.AtU))
+
+    def _power_step(self, point, res):
+        return (orthonormal_basis(-res.AV), point[1], orthonormal_basis(-res.AtU))
+
+    def _gradient(self, point, res):
+        return self.geometry.gradient_rect(point[0], point[2], res.AV, res.AtU)
+
+    def _retract(self, point, v, t, lam):
+        XL, Theta, XR = self.geometry.retract_rect(point[0], point[1], point[2], v, t, lam)
+        return (XL, Theta, XR)
+
+    def _transport(self, old, new, stack):
+        return self.geometry.transport_rect(old[0], old[2], new[0], new[2], stack)
+
+    @property
+    def factors(self):
+        return {"X_L": self.point[0], "Theta": self.point[1], "X_R": self.point[2]}
+
+    def lowrank(self):
+        XL, Theta, XR = self.point
+        return XL @ Theta, XR
+
+
+class WNLBFGS(WNLBFGSSymmetricMixin, _LBFGSCore):
+    """Symmetric WN-LBFGS, native path (see the module docstring)."""
+
+
+class RectangularWNLBFGS(WNLBFGSRectangularMixin, _LBFGSCore):
+    """Rectangular WN-LBFGS on ``Z = X_L Theta X_R^T``, native path (see the module docstring)."""
