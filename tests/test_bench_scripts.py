@@ -96,4 +96,4 @@ def test_bench_distributed_small():
                      r"median, \d+\.\d ms p90, over a \d+\.\d ms pass", out), out
     assert re.search(r"\d+ kB out, \d+ kB back per pass", out), out
     model = out.split("model of N workers")[1]
-    assert re.search(r"^\s+4\s+\d+\.\d", model, re.M), out     # a row per worker count
+    assert re.search(r"^\s*4\s+\d+\.\d", model, re.M), out     # a row per worker count
