@@ -81,6 +81,7 @@ def test_gaussian_equals_the_single_node_operator_for_any_shard_count(dask_clien
             assert same(op.adjoint(y), ref.adjoint(y))
             assert same(op.forward_factored(L, R), ref.forward_factored(L, R))
             assert same_pass(op.residual(L, R, y, right=V), ref.residual(L, R, y, right=V))
+    assert wn.distributed is wnd        # also reachable as wn.distributed (imported on use)
     E = np.zeros((d, d2))
     E[2, 5] = 1.0                       # forward of e_j e_k^T reads entry (j, k) of every row
     with wnd.gaussian_sensing(d, m, client=dask_client, rng=7, shards=3, **kw) as op:
