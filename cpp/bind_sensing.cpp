@@ -21,9 +21,11 @@ struct DenseData {
 
 DenseData check_dense(const py::array& data, Index d1, Index d2, bool packed, bool writable) {
   DenseData out;
-  if (data.dtype().is(py::dtype::of<double>())) {
+  // equivalence, not identity of the dtype objects: an array unpickled (or deserialized on a
+  // Dask worker) carries its own float64 descriptor instance
+  if (py::isinstance<py::array_t<double>>(data)) {
     out.is_float32 = false;
-  } else if (data.dtype().is(py::dtype::of<float>())) {
+  } else if (py::isinstance<py::array_t<float>>(data)) {
     out.is_float32 = true;
   } else {
     throw py::type_error("data must be float64 or float32");

@@ -185,6 +185,18 @@ def environment() -> dict:
             "fingerprint": _fingerprint(), "pid": os.getpid()}
 
 
+def _aligned(a):
+    """``a`` as a C-contiguous array aligned to its item size (copied if it is not): arrays a
+    worker deserializes from a TCP frame can start at any byte, and the native kernels (Eigen
+    maps) must not read doubles at unaligned addresses."""
+    if a is None:
+        return None
+    if isinstance(a, list):
+        return [_aligned(b) for b in a]
+    a = np.asarray(a)
+    return a if a.flags.aligned and a.flags.c_contiguous else np.require(a, requirements="CA")
+
+
 def _worker_threads() -> int:
     try:
         return max(1, int(distributed.get_worker().state.nthreads))
@@ -275,7 +287,7 @@ class _DenseShard(_Shard):
             raise ValueError(f"array: shard {j}'s chunk has shape {block.shape}, the dask array "
                              f"declares {n} rows of {d1} x {d2} (chunks of unequal shape)")
         flat = block.reshape(n, d1 * d2)
-        data = np.ascontiguousarray(flat, dtype=store)  # in place when it already is
+        data = _aligned(flat.astype(store, copy=False))  # in place when it already is
         if not all_finite(data):
             raise ValueError(f"array contains NaN or Inf (in shard {j}'s rows "
                              f"{self.spec['rows'][0]}..{self.spec['rows'][1] - 1})")
@@ -317,6 +329,7 @@ class _DenseShard(_Shard):
 
     def residual(self, L, R, ykey, right, left, right_is_R, symmetrize, fold_first, want_r):
         s = self.spec
+        L, R, right, left = _aligned(L), _aligned(R), _aligned(right), _aligned(left)
         t = time.perf_counter()
         r, sumsq, AV, AtU = _core.dense_residual_slices(
             self.data, s["d1"], s["d2"], self.packed, L, R, self._y(ykey),
@@ -328,6 +341,7 @@ class _DenseShard(_Shard):
 
     def adjoint_products(self, v, right, left, symmetrize, fold_first):
         s = self.spec
+        v, right, left = _aligned(v), _aligned(right), _aligned(left)
         AV, AtU = _core.dense_adjoint_slices(self.data, s["d1"], s["d2"], self.packed, v, right,
                                              left, symmetrize, self.bounds, self.n_threads)
         if fold_first:
@@ -336,7 +350,8 @@ class _DenseShard(_Shard):
 
     def forward(self, Z):
         s = self.spec
-        return _core.dense_forward(self.data, s["d1"], s["d2"], self.packed, Z, self.n_threads)
+        return _core.dense_forward(self.data, s["d1"], s["d2"], self.packed, _aligned(Z),
+                                   self.n_threads)
 
 
 class _EntriesShard(_Shard):
@@ -351,8 +366,8 @@ class _EntriesShard(_Shard):
 
     def load(self, rows, cols):
         """Take this shard's entries (sent straight to this worker by the driver)."""
-        self.rows = np.ascontiguousarray(rows, dtype=np.int64)
-        self.cols = np.ascontiguousarray(cols, dtype=np.int64)
+        self.rows = _aligned(np.asarray(rows, dtype=np.int64))
+        self.cols = _aligned(np.asarray(cols, dtype=np.int64))
         s = self.spec
         self.native = _core.SparseMeasurements(len(self.rows), s["d1"], s["d2"], self.rows,
                                                self.cols, None, None, 1.0, s["symmetric"])
@@ -374,6 +389,7 @@ class _EntriesShard(_Shard):
 
     def residual(self, L, R, ykey, Bs, fold_first, want_r):
         t = time.perf_counter()
+        L, R, Bs = _aligned(L), _aligned(R), _aligned(Bs)
         by_row = self.spec["side"] == "row"
         r, row_ss, row_out, col_out = self.native.residual_sides(
             L, R, self._y(ykey), Bs if by_row else [], [] if by_row else Bs, self.n_threads)
@@ -390,6 +406,7 @@ class _EntriesShard(_Shard):
         return r_out, sumsq, own
 
     def adjoint_products(self, v, Bs):
+        Bs = _aligned(Bs)
         by_row = self.spec["side"] == "row"
         v_sorted = np.ascontiguousarray(v[self.order], dtype=np.float64)
         row_out, col_out = self.native.adjoint_sides(v_sorted, Bs if by_row else [],
@@ -397,7 +414,7 @@ class _EntriesShard(_Shard):
         return self._own(row_out if by_row else col_out)
 
     def forward(self, Z):
-        return self.native.forward(Z)
+        return self.native.forward(_aligned(Z))
 
 
 def _load_shard(actor_key, *data):
