@@ -537,7 +537,7 @@ def test_without_recovery_a_lost_worker_is_a_clear_error(process_client):
 def test_a_worker_dying_during_a_pass(process_client):
     c = two_workers(process_client)
     L = np.ones((10, 2))
-    with wnd.gaussian_sensing(10, 2000, client=c, rng=3, shards=2) as op:
+    with wnd.gaussian_sensing(10, 2000, client=c, rng=3, shards=2, timeout=20) as op:
         want = op._residual(L, L, None, L)
         kill(op, 1, signal.SIGSTOP)              # the pass waits on it ...
         threading.Timer(0.3, kill, (op, 1)).start()   # ... and it dies meanwhile
@@ -566,18 +566,24 @@ def test_a_hung_worker_times_out(process_client):
 def test_ctrl_c_cancels_the_calls_in_flight(process_client):
     c = two_workers(process_client)
     L = np.ones((10, 2))
-    with wnd.gaussian_sensing(10, 2000, client=c, rng=3, shards=2) as op:
-        want = op._residual(L, L, None, L)
-        kill(op, 1, signal.SIGSTOP)              # the pass would wait for it
-        try:
-            threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
-            t = time.monotonic()
-            with pytest.raises(KeyboardInterrupt):
-                op._residual(L, L, None, L)
-            assert time.monotonic() - t < 1.3
-        finally:
-            kill(op, 1, signal.SIGCONT)
-        assert same_pass(op._residual(L, L, None, L), want)
+    # the handler an interactive interpreter has (a shell's background job inherits SIGINT
+    # ignored, and then CPython installs none)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:         # (timeout: if the interrupt were lost, fail in seconds rather than hang)
+        with wnd.gaussian_sensing(10, 2000, client=c, rng=3, shards=2, timeout=20) as op:
+            want = op._residual(L, L, None, L)
+            kill(op, 1, signal.SIGSTOP)              # the pass would wait for it
+            try:
+                threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+                t = time.monotonic()
+                with pytest.raises(KeyboardInterrupt):
+                    op._residual(L, L, None, L)
+                assert time.monotonic() - t < 1.3
+            finally:
+                kill(op, 1, signal.SIGCONT)
+            assert same_pass(op._residual(L, L, None, L), want)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_a_solve_survives_a_killed_worker(process_client):
