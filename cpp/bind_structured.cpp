@@ -92,23 +92,29 @@ struct PySparse {
 
   // the pass in the sorted layout: y_sorted = y[order], r returned in that order
   py::tuple residual_sorted(MatrixArg L, MatrixArg R, const py::object& y_, const py::object& right,
-                            const py::object& left, int n_threads) {
+                            const py::object& left, int n_threads, const py::object& y_by_col_,
+                            bool return_r) {
     const auto& S = *core;
     require(S.one_per_measurement(), "the sorted pass needs one nonzero per measurement");
     require_shape(L, S.d1(), L.cols(), "L");
     require_shape(R, S.d2(), L.cols(), "R");
     Optional<VectorArg> y(y_, "y");
     if (y.present) require_length(y.get().size(), S.m(), "y");
+    Optional<VectorArg> y_by_col(y_by_col_, "y_by_col");
+    if (y_by_col.present) {
+      require(y.present, "y_by_col needs y");
+      require_length(y_by_col.get().size(), S.m(), "y_by_col");
+    }
     Products pr(right, left, S.d2(), S.d1(), S.symmetric());
-    py::array_t<double> r(S.m());
+    py::array_t<double> r(return_r ? S.m() : 0);
     RowMatrixXd AV, AtU;
     double sumsq;
     {
       py::gil_scoped_release release;
-      sumsq = S.residual_sorted(L, R, y.data_or_null(), r.mutable_data(), pr.req, &AV, &AtU,
-                                n_threads);
+      sumsq = S.residual_sorted(L, R, y.data_or_null(), return_r ? r.mutable_data() : nullptr,
+                                pr.req, &AV, &AtU, n_threads, y_by_col.data_or_null());
     }
-    return py::make_tuple(r, sumsq, matrix_or_none(pr.right.present, std::move(AV)),
+    return py::make_tuple(return_r ? py::object(r) : py::object(py::none()), sumsq, matrix_or_none(pr.right.present, std::move(AV)),
                           matrix_or_none(pr.left.present, std::move(AtU)));
   }
 
@@ -147,6 +153,13 @@ struct PySparse {
       S.adjoint_sides(v.data(), rb.ptrs, &ro, cb.ptrs, &co, n_threads);
     }
     return py::make_tuple(matrices(std::move(ro)), matrices(std::move(co)));
+  }
+
+  IndexArray col_order() const {
+    const auto& o = core->col_order();
+    IndexArray out(static_cast<py::ssize_t>(o.size()));
+    std::copy(o.begin(), o.end(), out.mutable_data());
+    return out;
   }
 
   IndexArray order() const {
@@ -272,9 +285,11 @@ void bind_structured(py::module_& m) {
            "(r, ||r||^2, A*(r) @ right or None, A*(r)^T @ left or None) for Z = L R^T.")
       .def("residual_sorted", &PySparse::residual_sorted, py::arg("L").noconvert(),
            py::arg("R").noconvert(), py::arg("y"), py::arg("right"), py::arg("left"),
-           py::arg("n_threads") = 0,
+           py::arg("n_threads") = 0, py::arg("y_by_col") = py::none(),
+           py::arg("return_r") = true,
            "The pass in the row-sorted layout (one nonzero per measurement): y and r in the\n"
-           "order of `order()`.")
+           "order of `order()`. y_by_col = y[col_order()] lets the column side recompute r\n"
+           "in column order (the same bits, no gather); return_r=False: r is None.")
       .def("residual_sides", &PySparse::residual_sides, py::arg("L").noconvert(),
            py::arg("R").noconvert(), py::arg("y"), py::arg("row_B"), py::arg("col_B"),
            py::arg("n_threads") = 0,
@@ -285,6 +300,8 @@ void bind_structured(py::module_& m) {
            py::arg("row_B"), py::arg("col_B"), py::arg("n_threads") = 0,
            "The row and column sides of A*(v) for v in sorted order.")
       .def("order", &PySparse::order, "Row-sorted position -> measurement index (stable).")
+      .def("col_order", &PySparse::col_order,
+           "Column-ordered position -> row-sorted position (one nonzero per measurement).")
       .def_property_readonly("one_per_measurement",
                              [](const PySparse& s) { return s.core->one_per_measurement(); })
       .def("adjoint_products", &PySparse::adjoint_products, py::arg("v").noconvert(),

@@ -1,6 +1,7 @@
 #include "structured_sensing.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
 
 namespace wnsense {
@@ -23,6 +24,33 @@ inline double dot_row(const double* a, const double* b, Index k) {
   double s = 0.0;
   for (Index c = 0; c < k; ++c) s += a[c] * b[c];
   return s;
+}
+
+// r_q of entry (g, c) of the sorted layout: scale <e_g e_c^T, L R^T> (symmetrized: lc, rg are
+// the rows L[c], R[g]) minus y_q (yq == nullptr: zero). The row-order sweep and the column-order
+// recompute both call this, so r is the same bits in either order.
+inline double entry_residual(const double* lg, const double* rc, const double* lc,
+                             const double* rg, Index k, double scale, bool symmetric,
+                             const double* yq) {
+  double z = dot_row(lg, rc, k);
+  if (symmetric) z = 0.5 * (z + dot_row(lc, rg, k));
+  z *= scale;
+  return yq ? z - *yq : z;
+}
+
+// The factor rows a sweep gathers at random (one per entry) are prefetched this many entries
+// ahead: the sweep is bound by the latency of those gathers, not by the index and value streams.
+constexpr Index kGatherAhead = 16;
+
+// Prefetch the row of k doubles at base + idx * ld (its first and last cache line). Only the
+// address is formed (as an integer), the row is never read here.
+inline void prefetch_row(const double* base, std::int64_t idx, Index ld, Index k) {
+#if defined(__GNUC__) || defined(__clang__)
+  const auto a = reinterpret_cast<std::uintptr_t>(base) +
+                 static_cast<std::uintptr_t>(idx * ld) * sizeof(double);
+  __builtin_prefetch(reinterpret_cast<const void*>(a));
+  __builtin_prefetch(reinterpret_cast<const void*>(a + (k - 1) * sizeof(double)));
+#endif
 }
 
 void check_indices(const std::int64_t* idx, Index n, Index bound, const char* name) {
@@ -156,17 +184,63 @@ void SparseMeasurements::col_side(const double* w, const Eigen::Ref<const RowMat
   }
 }
 
+// The column side with w recomputed from the factors in column order instead of gathered: once
+// the entries outgrow the caches the gather of w[q] is a random DRAM access per entry, while the
+// factor rows it needs instead (L[row_q], and B[row_q], usually the same rows) stay cached. Same
+// expression as sorted_sweep, so the same bits.
+void SparseMeasurements::col_side_recompute(const ColumnRecompute& rc,
+                                            const Eigen::Ref<const RowMatrixXd>& B,
+                                            RowMatrixXd* out, int nt) const {
+  const Index kb = B.cols(), ldb = B.outerStride();
+  const Index k = rc.L->cols(), ldl = rc.L->outerStride(), ldr = rc.R->outerStride();
+  const double* Bp = B.data();
+  const double* Lp = rc.L->data();
+  const double* Rp = rc.R->data();
+  const double* y = rc.y_by_col;
+  out->setZero(d2_, kb);
+  double* op = out->data();
+#pragma omp parallel for schedule(dynamic, 64) num_threads(nt) if (nt > 1)
+  for (Index c = 0; c < d2_; ++c) {
+    double* o = op + c * kb;
+    const double* rcol = Rp + c * ldr;
+    const double* lcol = symmetric_ ? Lp + c * ldl : nullptr;
+    for (Index q = col_ptr_[c]; q < col_ptr_[c + 1]; ++q) {
+      if (q + kGatherAhead < nnz_) {
+        const std::int64_t ahead = rows_by_col_[q + kGatherAhead];
+        prefetch_row(Lp, ahead, ldl, k);
+        if (Bp != Lp) prefetch_row(Bp, ahead, ldb, kb);
+      }
+      const std::int64_t g = rows_by_col_[q];
+      const double rq = entry_residual(Lp + g * ldl, rcol, lcol, symmetric_ ? Rp + g * ldr : nullptr,
+                                       k, scale_, symmetric_, y ? y + q : nullptr);
+      const double wq = scale_ * rq;
+      const double* b = Bp + g * ldb;
+      for (Index j = 0; j < kb; ++j) o[j] += wq * b[j];
+    }
+  }
+}
+
+void SparseMeasurements::any_col_side(const double* w, const ColumnRecompute* rc,
+                                      const Eigen::Ref<const RowMatrixXd>& B, RowMatrixXd* out,
+                                      int nt) const {
+  if (rc)
+    col_side_recompute(*rc, B, out, nt);
+  else
+    col_side(w, B, out, nt);
+}
+
 // A*(v) @ right and A*(v)^T @ left from sorted weights; `right_rows` is the row side of
 // A*(v) @ right when the caller already has it (the fused sweep of residual_sorted).
 void SparseMeasurements::sorted_products(const double* w, const ThinRequest& req,
                                          RowMatrixXd* right_rows, RowMatrixXd* AV,
-                                         RowMatrixXd* AtU, int nt) const {
+                                         RowMatrixXd* AtU, int nt,
+                                         const ColumnRecompute* rc) const {
   // symmetric: S @ B = (A* B + A*^T B) / 2, the row side plus the column side, halved
   auto both = [&](const Eigen::Ref<const RowMatrixXd>& B, RowMatrixXd* rows_done,
                   RowMatrixXd* out) {
     RowMatrixXd by_rows, by_cols;
     if (rows_done) by_rows.swap(*rows_done); else row_side(w, B, &by_rows, nt);
-    col_side(w, B, &by_cols, nt);
+    any_col_side(w, rc, B, &by_cols, nt);
     *out = 0.5 * (by_rows + by_cols);
   };
   if (req.right) {
@@ -181,7 +255,7 @@ void SparseMeasurements::sorted_products(const double* w, const ThinRequest& req
     if (symmetric_)
       both(*req.left, nullptr, AtU);
     else
-      col_side(w, *req.left, AtU, nt);
+      any_col_side(w, rc, *req.left, AtU, nt);
   }
 }
 
@@ -193,7 +267,7 @@ void SparseMeasurements::sorted_sweep(const Eigen::Ref<const RowMatrixXd>& L,
   const Index k = L.cols(), ldl = L.outerStride(), ldr = R.outerStride();
   const double* Lp = L.data();
   const double* Rp = R.data();
-  std::vector<double>& w = *w_out;
+  double* w = w_out->empty() ? nullptr : w_out->data();
   const Index kb = B ? B->cols() : 0, ldb = B ? B->outerStride() : 0;
   const double* Bp = B ? B->data() : nullptr;
   if (B) by_rows->setZero(d1_, kb);
@@ -201,24 +275,25 @@ void SparseMeasurements::sorted_sweep(const Eigen::Ref<const RowMatrixXd>& L,
 #pragma omp parallel for schedule(dynamic, 64) num_threads(nt) if (nt > 1)
   for (Index g = 0; g < d1_; ++g) {
     const double* lg = Lp + g * ldl;
-    const double* rg = Rp + g * ldr;
+    const double* rg = symmetric_ ? Rp + g * ldr : nullptr;
     double* out = B ? by_rows->data() + g * kb : nullptr;
     double ss = 0.0;
     for (Index q = row_ptr_[g]; q < row_ptr_[g + 1]; ++q) {
+      if (q + kGatherAhead < nnz_) {
+        const std::int64_t ahead = sorted_cols_[q + kGatherAhead];
+        prefetch_row(Rp, ahead, ldr, k);
+        if (Bp && Bp != Rp) prefetch_row(Bp, ahead, ldb, kb);
+      }
       const std::int64_t c = sorted_cols_[q];
-      double z = dot_row(lg, Rp + c * ldr, k);
-      if (symmetric_) z = 0.5 * (z + dot_row(Lp + c * ldl, rg, k));
-      z *= scale_;
-      const double rq = y ? z - y[q] : z;
-      r[q] = rq;
+      const double rq = entry_residual(lg, Rp + c * ldr, symmetric_ ? Lp + c * ldl : nullptr, rg,
+                                       k, scale_, symmetric_, y ? y + q : nullptr);
+      if (r) r[q] = rq;
       ss += rq * rq;
-      if (!w.empty()) {
-        const double wq = scale_ * rq;
-        w[q] = wq;
-        if (out) {
-          const double* b = Bp + c * ldb;
-          for (Index j = 0; j < kb; ++j) out[j] += wq * b[j];
-        }
+      const double wq = scale_ * rq;
+      if (w) w[q] = wq;
+      if (out) {
+        const double* b = Bp + c * ldb;
+        for (Index j = 0; j < kb; ++j) out[j] += wq * b[j];
       }
     }
     (*row_sumsq)[g] = ss;
@@ -228,17 +303,24 @@ void SparseMeasurements::sorted_sweep(const Eigen::Ref<const RowMatrixXd>& L,
 double SparseMeasurements::residual_sorted(const Eigen::Ref<const RowMatrixXd>& L,
                                            const Eigen::Ref<const RowMatrixXd>& R,
                                            const double* y, double* r, const ThinRequest& req,
-                                           RowMatrixXd* AV, RowMatrixXd* AtU,
-                                           int n_threads) const {
+                                           RowMatrixXd* AV, RowMatrixXd* AtU, int n_threads,
+                                           const double* y_by_col) const {
   require(!ptr_, "the sorted pass needs one nonzero per measurement");
   const int nt = team(n_threads, nnz_ * (L.cols() + 1));
-  std::vector<double> w(req.any() ? nnz_ : 0);
+  // The column side recomputes r in column order when it can (y absent or given in that order);
+  // the weights are then needed only for a second row side (symmetric, both products).
+  const bool recompute = !y || y_by_col;
+  const ColumnRecompute rc{&L, &R, y_by_col};
+  const bool need_w = req.any() && (!recompute || (symmetric_ && req.left));
+  std::vector<double> w(need_w ? nnz_ : 0);
   // one sweep over the row-sorted entries: r, ||r||^2 per row, the weights, and the row side
   // of A*(r) @ right while the entry is in registers
   RowMatrixXd by_rows;
   std::vector<double> row_sumsq;
   sorted_sweep(L, R, y, r, &w, req.right, &by_rows, &row_sumsq, nt);
-  if (req.any()) sorted_products(w.data(), req, req.right ? &by_rows : nullptr, AV, AtU, nt);
+  if (req.any())
+    sorted_products(w.data(), req, req.right ? &by_rows : nullptr, AV, AtU, nt,
+                    recompute ? &rc : nullptr);
   // ||r||^2: the rows' sums folded in row order (independent of the thread count)
   return fold_sumsq(row_sumsq);
 }

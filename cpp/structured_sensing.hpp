@@ -37,10 +37,13 @@ class SparseMeasurements {
   // sorted by row, y_sorted = y[order()] and r_sorted in that order. The forward map and the
   // row-grouped product run in one sequential sweep over the sorted entries; the column side
   // reads a contiguous copy of the row indices in column order.
+  // r_sorted may be nullptr (not wanted). y_by_col = y_sorted[col_order()] (optional): the column
+  // side then recomputes r in column order instead of gathering it (the same bits, less traffic).
   double residual_sorted(const Eigen::Ref<const RowMatrixXd>& L,
                          const Eigen::Ref<const RowMatrixXd>& R, const double* y_sorted,
                          double* r_sorted, const ThinRequest& req, RowMatrixXd* AV,
-                         RowMatrixXd* AtU, int n_threads) const;
+                         RowMatrixXd* AtU, int n_threads,
+                         const double* y_by_col = nullptr) const;
   // The unreduced pieces of residual_sorted, for an operator split over shards that each own
   // whole rows or whole columns: r (sorted order), every row's ||r||^2 (not folded:
   // row_sumsq has d1 entries) and, for each B of row_B, the row side sum over row g's entries of
@@ -64,6 +67,8 @@ class SparseMeasurements {
   bool one_per_measurement() const { return ptr_ == nullptr; }
   // internal position q -> measurement index (entries sorted by row, stable)
   const std::vector<std::int64_t>& order() const { return by_row_; }
+  // column-ordered position -> row-sorted position (one nonzero per measurement only)
+  const std::vector<std::int64_t>& col_order() const { return by_col_sorted_; }
   // The thin products of A*(v) (or sym(A*(v))) for a given v.
   void adjoint_products(const double* v, const ThinRequest& req, RowMatrixXd* AV,
                         RowMatrixXd* AtU, int n_threads) const;
@@ -87,8 +92,19 @@ class SparseMeasurements {
                 int nt) const;
   void col_side(const double* w, const Eigen::Ref<const RowMatrixXd>& B, RowMatrixXd* out,
                 int nt) const;
+  // what the column side needs to recompute r in column order (y_by_col == nullptr: y is zero)
+  struct ColumnRecompute {
+    const Eigen::Ref<const RowMatrixXd>* L;
+    const Eigen::Ref<const RowMatrixXd>* R;
+    const double* y_by_col;
+  };
+  void col_side_recompute(const ColumnRecompute& rc, const Eigen::Ref<const RowMatrixXd>& B,
+                          RowMatrixXd* out, int nt) const;
+  void any_col_side(const double* w, const ColumnRecompute* rc,
+                    const Eigen::Ref<const RowMatrixXd>& B, RowMatrixXd* out, int nt) const;
   void sorted_products(const double* w, const ThinRequest& req, RowMatrixXd* right_rows,
-                       RowMatrixXd* AV, RowMatrixXd* AtU, int nt) const;
+                       RowMatrixXd* AV, RowMatrixXd* AtU, int nt,
+                       const ColumnRecompute* rc = nullptr) const;
   // The sweep of the sorted pass: r, each row's ||r||^2, the weights w (when w is non-empty)
   // and, when B is given, the row side of w @ B into by_rows, while the entry is in registers.
   void sorted_sweep(const Eigen::Ref<const RowMatrixXd>& L, const Eigen::Ref<const RowMatrixXd>& R,

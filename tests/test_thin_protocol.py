@@ -56,6 +56,40 @@ def test_completion_sensing_pass_matches_explicit_entries(shape, symmetric):
     np.testing.assert_allclose(op.adjoint(y), ref_adjoint(Ms, y), rtol=1e-14, atol=1e-15)
 
 
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_prepared_completion_pass_recomputes_the_column_side_bit_for_bit(symmetric):
+    # a solve's pass (y prepared: the column side recomputes r in column order, r not returned)
+    # against the pass in the user's order (the column side gathers r) and the explicit sums;
+    # enough entries for the threaded path, odd sizes, every product request, y = 0 too
+    g = np.random.default_rng(3)
+    shape = (101, 101) if symmetric else (101, 67)
+    m = 9001
+    rows, cols = g.integers(0, shape[0], m), g.integers(0, shape[1], m)
+    op = wn.completion_sensing(rows, cols, shape, symmetric=symmetric)
+    L, R = factors(shape, 5, 4)
+    if symmetric:
+        R = L
+    y = g.standard_normal(m)
+    prepared = op._prepare(y)
+    G = np.zeros(shape)
+    np.add.at(G, (rows, cols), op.forward_factored(L, R) - y)
+    if symmetric:
+        G = 0.5 * (G + G.T)
+    for right, left in ((R, L), (R, None), (None, L)):
+        for n_threads in (1, 2):
+            fast = op._residual(L, R, prepared, right, left, n_threads)
+            plain = op._residual(L, R, y, right, left, n_threads)
+            assert fast.r is None and fast.sumsq == plain.sumsq
+            for a, b, expect in ((fast.AV, plain.AV, None if right is None else G @ right),
+                                 (fast.AtU, plain.AtU, None if left is None else G.T @ left)):
+                assert (a is None) == (expect is None)
+                if a is not None:
+                    assert np.array_equal(a, b)
+                    np.testing.assert_allclose(a, expect, rtol=1e-12, atol=1e-12)
+    zero = op._native.residual_sorted(L, R, None, R, L, 2)
+    assert np.array_equal(zero[2], op._residual(L, R, None, R, L, 1).AV)
+
+
 @pytest.mark.parametrize("fmt", ["csr", "coo", "csc"])
 @pytest.mark.parametrize("symmetric", [False, True])
 def test_sparse_sensing_pass_matches_the_matrix(fmt, symmetric):
@@ -399,3 +433,27 @@ def test_complete_fills_the_missing_entries():
 def test_complete_bad_input(X, match):
     with pytest.raises((ValueError, TypeError), match=match):
         wn.complete(X, 1)
+
+
+def test_completion_operators_default_to_the_paper_variant_with_the_learned_step():
+    # wn.solve's default on observed entries is variant="paper", mu="auto" (an overparameterized
+    # completion needs its implicit low-rank bias); a variant, or an option of another variant,
+    # given by the caller wins
+    g = np.random.default_rng(5)
+    d, rstar, m = 60, 2, 1500
+    U, V = g.standard_normal((d, rstar)), g.standard_normal((d, rstar))
+    rows, cols = g.integers(0, d, m), g.integers(0, d, m)
+    op = wn.completion_sensing(rows, cols, (d, d))
+    y = op.forward_factored(U, V)
+    res = wn.solve(op, y, 4, rng=0, max_iter=2000, x_true=(U, V))
+    assert "the paper's Algorithm 1, learned magnitude step" in res.variant, res.variant
+    assert res.success and res.history["rel_error"][-1] < 1e-6, res.message
+    explicit = wn.solve(op, y, 4, rng=0, max_iter=2000, variant="paper", mu="auto")
+    assert np.array_equal(explicit.factors["X_L"], res.factors["X_L"])
+    assert "WN-LBFGS" in wn.solve(op, y, 4, rng=0, max_iter=3, variant="lbfgs").variant
+    assert "WN-LBFGS" in wn.solve(op, y, 4, rng=0, max_iter=3, memory=3).variant
+    assert "preconditioned" in wn.solve(op, y, 4, rng=0, max_iter=3, preconditioned=True).variant
+    # dense operators keep the general default
+    dense = wn.gaussian_sensing(8, 200, d2=7, rng=1)
+    assert "WN-LBFGS" in wn.solve(dense, dense.forward(np.ones((8, 7))), 2, rng=0,
+                                  max_iter=2).variant
