@@ -1071,7 +1071,14 @@ def test_solve_property(data):
     wn_variant = None
     if method_ok and method == "wn_rgd":
         wn_variant = data.draw(st.sampled_from(sorted(WN_VARIANTS)), label="wn_rgd variant")
-    if method_ok:
+    # operators of observed entries prefer another variant when the caller picks none
+    preferred = op.preferred_options.get("wn_rgd", {}).get("variant")
+    wn_default_preferred = wn_variant == "default" and preferred is not None
+    if method_ok and wn_default_preferred:
+        good, bad = _wn_rgd_options(preferred, {})
+        # an option only the general default takes selects that one instead: no error then
+        bad = [b for b in bad if b[1] not in ("memory", "damping")]
+    elif method_ok:
         good, bad = _method_options(method, op.symmetric, wn_variant or "default")
         if ab and data.draw(st.integers(0, 3), label="bad option?") == 0:
             options, name, types, start_only = data.draw(st.sampled_from(bad), label="option")
@@ -1128,7 +1135,7 @@ def test_solve_property(data):
         status, success, message = STOP_REASONS[res.stop_reason]
         if method == "wn_rgd":
             # the message names the variant that ran: "<stop message> [<variant label>]"
-            variant = WN_VARIANTS[wn_variant][0]
+            variant = preferred if wn_default_preferred else WN_VARIANTS[wn_variant][0]
             assert WN_LABELS[variant] in res.variant, (variant, res.variant)
             message = f"{message} [{res.variant}]"
         assert (res.status, res.success, res.message) == (status, success, message)

@@ -172,8 +172,9 @@ def test_reference_never_calls_native_core(monkeypatch):
         # the default (WN-LBFGS), the paper's Algorithm 1 and the preconditioned variant, in
         # both families
         res = reference.solve(op, y, 3, max_iter=3, tol=0.0, rng=0)
-        assert res.nit == 3 and res.variant.startswith("WN-LBFGS"), (name, res.stop_reason)
-        for variant in ("paper", "preconditioned"):
+        default = ("WN-RGD, the paper's" if op.preferred_options.get("wn_rgd") else "WN-LBFGS")
+        assert res.nit == 3 and res.variant.startswith(default), (name, res.stop_reason)
+        for variant in ("lbfgs", "paper", "preconditioned"):
             res = reference.solve(op, y, 3, max_iter=3, tol=0.0, rng=0, variant=variant)
             assert res.nit == 3, (name, variant, res.stop_reason)
     # and the native path really does go through _core (so the check above can fail): the

@@ -91,8 +91,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from . import _core
 from ._random import as_generator, native_seed
 from ._validation import _check_numeric_dtype, all_finite, check_float, check_int
-from .operators import (_DTYPES, ResidualPass, SensingOperator, _asymmetry, _is_symmetric,
-                        _observed_entries, _packed_rows, _sizes, _storage_key)
+from .operators import (_DTYPES, EntrySampling, ResidualPass, SensingOperator, _asymmetry,
+                        _is_symmetric, _observed_entries, _packed_rows, _sizes, _storage_key)
 
 __all__ = ["gaussian_sensing", "dense_sensing", "completion_sensing", "npy_array",
            "ShardedDense", "ShardedCompletion", "environment"]
@@ -1030,6 +1030,8 @@ class ShardedCompletion(_ShardedOperator):
 
     _actor = _EntriesShard
     _source = "rows"
+    # the single-node completion operator's default (and so the same iterates)
+    preferred_options = EntrySampling.preferred_options
 
     def __init__(self, client, rows, cols, d1, d2, *, symmetric, shards, workers=None,
                  timeout=600.0, build_timeout=None, recover=True, n_threads=None):

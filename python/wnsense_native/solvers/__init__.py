@@ -61,9 +61,18 @@ def solve(op, y, rank, *, method="wn_rgd", max_iter=1000, tol=1e-10, step_size=N
     rank : int
         Search rank ``r`` (width of the factors); ``r > rank(Z*)`` is the overparameterized case.
     method : {"wn_rgd", "gd", "precgd", "scaledgd", "column_wn", "snn"}
-        ``"wn_rgd"``: weight-normalized Riemannian GD (options ``retraction``, ``mu``,
-        ``preconditioned``, ``theta0``; rectangular operators: ``X_L Theta X_R^T``, see
-        :mod:`.wn_rgd_rect`); ``"gd"``: factorized GD (options ``init_scale``,
+        ``"wn_rgd"``: weight-normalized Riemannian methods on ``Z = X Theta X^T``
+        (rectangular operators: ``X_L Theta X_R^T``, see :mod:`.wn_rgd_rect`), by ``variant``:
+        ``"lbfgs"`` (the default; this project's addition: Riemannian L-BFGS in a Gauss-Newton
+        metric, options ``memory``, ``damping``, ``power_steps``, see :mod:`.wn_lbfgs`),
+        ``"paper"`` (the paper's Algorithm 1, options ``retraction``, ``mu``, ``theta0``,
+        ``penalty``, ``start``), ``"preconditioned"`` (direction ``S X``; the same options;
+        ``preconditioned=True`` is the older spelling). An operator of observed entries
+        (:func:`~wnsense_native.completion_sensing`, ``entry_sampling``) defaults to
+        ``variant="paper", mu="auto"`` instead: an overparameterized completion has many
+        rank-``r`` interpolants, and that variant keeps the implicit low-rank bias that picks
+        the low-rank one (``lbfgs`` there stalls or fits another). ``res.message`` names the
+        variant that ran; ``"gd"``: factorized GD (options ``init_scale``,
         and ``imbalanced`` for rectangular operators); ``"precgd"`` / ``"scaledgd"``: GD
         preconditioned by ``(Y^T Y + lambda I)^{-1}`` (options ``init_scale``, ``imbalanced``,
         and ``damping_scale`` / ``damping``; see :mod:`.precgd`); ``"column_wn"``: column-wise

@@ -43,8 +43,10 @@ def solve_with(registry, make_residual_fn, op, y, rank, *, method="wn_rgd", max_
         patience = check_int("patience", patience, minimum=1)
 
     factory = registry[method]
-    cls = (factory(op.symmetric, method_options) if getattr(factory, "with_options", False)
-           else factory(op.symmetric))
+    with_options = getattr(factory, "with_options", False)
+    if with_options:
+        method_options = _operator_defaults(factory, op, method, method_options)
+    cls = factory(op.symmetric, method_options) if with_options else factory(op.symmetric)
     unknown = set(method_options) - set(cls.OPTIONS)
     if unknown:
         which = (f"method={method!r}, variant={cls.OPTIONS['variant']!r}"
@@ -58,6 +60,19 @@ def solve_with(registry, make_residual_fn, op, y, rank, *, method="wn_rgd", max_
     return run(solver, problem, method_name=method, max_iter=max_iter, tol=tol, gtol=gtol,
                xtol=xtol, max_time=max_time, callback=callback, x_true=x_true,
                progress=progress, validation=val_problem, patience=patience)
+
+
+def _operator_defaults(factory, op, method, options):
+    """The options an operator family prefers for ``method`` (``op.preferred_options``), under
+    the caller's: applied only when the caller chose no variant and every option they gave is
+    one the preferred variant takes (so an option of the general default still selects it)."""
+    preferred = op.preferred_options.get(method)
+    if not preferred or {"variant", "preconditioned"} & set(options):
+        return options
+    merged = {**preferred, **options}
+    if set(options) - set(factory(op.symmetric, merged).OPTIONS):
+        return options
+    return merged
 
 
 def _validation_problem(validation, op, make_residual_fn, n_threads):
