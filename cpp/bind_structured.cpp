@@ -90,16 +90,23 @@ struct PySparse {
                           matrix_or_none(pr.left.present, std::move(AtU)));
   }
 
+  // what every pass in the sorted layout checks: one nonzero per measurement, L and R of the
+  // operator's sizes, y (when given) of length m
+  void check_sorted_pass(const MatrixArg& L, const MatrixArg& R, Optional<VectorArg>& y) const {
+    const auto& S = *core;
+    require(S.one_per_measurement(), "the sorted pass needs one nonzero per measurement");
+    require_shape(L, S.d1(), L.cols(), "L");
+    require_shape(R, S.d2(), L.cols(), "R");
+    if (y.present) require_length(y.get().size(), S.m(), "y");
+  }
+
   // the pass in the sorted layout: y_sorted = y[order], r returned in that order
   py::tuple residual_sorted(MatrixArg L, MatrixArg R, const py::object& y_, const py::object& right,
                             const py::object& left, int n_threads, const py::object& y_by_col_,
                             bool return_r) {
     const auto& S = *core;
-    require(S.one_per_measurement(), "the sorted pass needs one nonzero per measurement");
-    require_shape(L, S.d1(), L.cols(), "L");
-    require_shape(R, S.d2(), L.cols(), "R");
     Optional<VectorArg> y(y_, "y");
-    if (y.present) require_length(y.get().size(), S.m(), "y");
+    check_sorted_pass(L, R, y);
     Optional<VectorArg> y_by_col(y_by_col_, "y_by_col");
     if (y_by_col.present) {
       require(y.present, "y_by_col needs y");
@@ -114,7 +121,8 @@ struct PySparse {
       sumsq = S.residual_sorted(L, R, y.data_or_null(), return_r ? r.mutable_data() : nullptr,
                                 pr.req, &AV, &AtU, n_threads, y_by_col.data_or_null());
     }
-    return py::make_tuple(return_r ? py::object(r) : py::object(py::none()), sumsq, matrix_or_none(pr.right.present, std::move(AV)),
+    return py::make_tuple(return_r ? py::object(r) : py::object(py::none()), sumsq,
+                          matrix_or_none(pr.right.present, std::move(AV)),
                           matrix_or_none(pr.left.present, std::move(AtU)));
   }
 
@@ -122,11 +130,8 @@ struct PySparse {
   py::tuple residual_sides(MatrixArg L, MatrixArg R, const py::object& y_, const py::list& row_B,
                            const py::list& col_B, int n_threads) {
     const auto& S = *core;
-    require(S.one_per_measurement(), "the sorted pass needs one nonzero per measurement");
-    require_shape(L, S.d1(), L.cols(), "L");
-    require_shape(R, S.d2(), L.cols(), "R");
     Optional<VectorArg> y(y_, "y");
-    if (y.present) require_length(y.get().size(), S.m(), "y");
+    check_sorted_pass(L, R, y);
     const ThinList rb(row_B, S.d2(), "row_B"), cb(col_B, S.d1(), "col_B");
     py::array_t<double> r(S.m());
     std::vector<double> row_sumsq;

@@ -92,7 +92,8 @@ from . import _core
 from ._random import as_generator, native_seed
 from ._validation import _check_numeric_dtype, all_finite, check_float, check_int
 from .operators import (_DTYPES, EntrySampling, ResidualPass, SensingOperator, _asymmetry,
-                        _is_symmetric, _observed_entries, _packed_rows, _sizes, _storage_key)
+                        _is_symmetric, _observed_entries, _packed_rows, _sizes, _stack_sizes,
+                        _storage_key)
 
 __all__ = ["gaussian_sensing", "dense_sensing", "completion_sensing", "npy_array",
            "ShardedDense", "ShardedCompletion", "environment"]
@@ -1242,19 +1243,7 @@ def dense_sensing(array, *, client, symmetric=None, packed=False, shards=None, w
     if any(isinstance(s, float) and math.isnan(s) for s in array.shape):
         raise ValueError(f"array must have known chunk sizes, got shape {array.shape} (call "
                          "array.compute_chunk_sizes() first)")
-    if array.ndim == 2:
-        m, p = array.shape
-        d = math.isqrt(p)
-        if d * d != p:
-            raise ValueError(f"array of shape (m, p) needs p = d*d, got shape {array.shape}")
-        d1 = d2 = d
-    elif array.ndim == 3:
-        m, d1, d2 = array.shape
-    else:
-        raise ValueError(f"array must have shape (m, d, d), (m, d1, d2) or (m, d*d), got "
-                         f"{array.shape}")
-    if m == 0 or d1 == 0 or d2 == 0:
-        raise ValueError(f"array must not be empty, got shape {array.shape}")
+    m, d1, d2 = _stack_sizes("array", array.shape)
     if symmetric is not None and not isinstance(symmetric, (bool, np.bool_)):
         raise TypeError(f"symmetric must be None or a bool, got {type(symmetric).__name__}")
     if symmetric and d1 != d2:

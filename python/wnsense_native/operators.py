@@ -669,6 +669,26 @@ def _packed_rows(stack: np.ndarray, store) -> np.ndarray:
     return np.ascontiguousarray(0.5 * (upper + lower), dtype=store)
 
 
+def _stack_sizes(name, shape):
+    """``(m, d1, d2)`` of a non-empty measurement stack of shape ``(m, d1, d2)`` or
+    ``(m, d*d)`` (shared with the sharded operators)."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == 2:
+        m, p = shape
+        d = math.isqrt(p)
+        if d * d != p:
+            raise ValueError(f"{name} of shape (m, p) needs p = d*d, got p = {p}")
+        m, d1, d2 = m, d, d
+    elif len(shape) == 3:
+        m, d1, d2 = shape
+    else:
+        raise ValueError(f"{name} must have shape (m, d, d), (m, d1, d2) or (m, d*d), got "
+                         f"{shape}")
+    if m == 0 or d1 == 0 or d2 == 0:
+        raise ValueError(f"{name} must not be empty, got shape {shape}")
+    return m, d1, d2
+
+
 def dense_sensing(M, *, symmetric=None, dtype=None, packed=False) -> DenseSensing:
     """Wrap user-supplied measurement matrices.
 
@@ -681,18 +701,7 @@ def dense_sensing(M, *, symmetric=None, dtype=None, packed=False) -> DenseSensin
     ``symmetric=True`` defines the symmetric problem family, in which only ``sym(M_i)`` matters.
     """
     arr = as_float_array("M", M, dtypes=(np.float64, np.float32))
-    if arr.ndim == 2:
-        m, p = arr.shape
-        d = math.isqrt(p)
-        if d * d != p:
-            raise ValueError(f"M of shape (m, p) needs p = d*d, got p = {p}")
-        d1 = d2 = d
-    elif arr.ndim == 3:
-        m, d1, d2 = arr.shape
-    else:
-        raise ValueError(f"M must have shape (m, d, d), (m, d1, d2) or (m, d*d), got {arr.shape}")
-    if m == 0 or d1 == 0 or d2 == 0:
-        raise ValueError(f"M must not be empty, got shape {arr.shape}")
+    m, d1, d2 = _stack_sizes("M", arr.shape)
     stack = arr.reshape(m, d1, d2)
     is_square = d1 == d2
     if symmetric is None:
