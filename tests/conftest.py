@@ -27,7 +27,11 @@ def gaussian(sym_gaussian, rect_gaussian):
 LOOPBACK = {"dashboard_address": "127.0.0.1:0", "worker_dashboard_address": "127.0.0.1:0"}
 
 
-@pytest.fixture(scope="session")
+# Module scope: one cluster for all the tests of a module (only test_distributed.py uses it), closed
+# when that module ends. A session-scoped one kept its scheduler and workers ticking in this
+# process for the rest of the run: their allocations made the leak tests of test_reliability.py
+# (which count live Python blocks) fail under the sanitizer, where every call is slower.
+@pytest.fixture(scope="module")
 def dask_client():
     """A ``distributed.Client`` of 2 in-process workers with one thread each (skips the test
     when the optional extra ``dask`` is not installed)."""

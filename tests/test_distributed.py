@@ -3,7 +3,7 @@ single-node operators and across shard counts, every solver method, no operator 
 construction, close and pickle, bad input, the workers' environment, faults (killed, dying,
 hung workers, Ctrl-C) on worker processes, and the CLI's --scheduler / --workers.
 
-The session's cluster (``dask_client``, conftest.py) runs 2 in-process workers; the fault and
+The module's cluster (``dask_client``, conftest.py) runs 2 in-process workers; the fault and
 environment tests start their own clusters of worker processes on 127.0.0.1."""
 from __future__ import annotations
 
