@@ -528,9 +528,9 @@ SANITIZED = os.environ.get("WNSENSE_SANITIZER") == "1"
 
 
 def _assert_no_growth(fn, n, warmup, rounds=3):
-    # A leak grows in every round of n calls; other threads of the process (the session's Dask
-    # cluster, its event loop) allocate now and then: one clean round of the up to `rounds`
-    # clears the kernel (seen under the sanitizer: 2,544 blocks in one round, from those threads)
+    # A leak grows in every round of n calls; other threads of the process (an event loop left
+    # by an earlier test) may allocate now and then: one clean round of the up to `rounds` clears
+    # the kernel
     for _ in range(warmup):
         fn()
     for _ in range(rounds):
