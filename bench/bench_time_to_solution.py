@@ -1,7 +1,8 @@
 """Time to solution: passes over the sensing data and seconds to a relative error, every method.
 
     python bench/bench_time_to_solution.py [--target 1e-10] [--m-factor 8] [--max-passes 4000]
-                                           [--sizes 40 100] [--kappas 1 5 20 100] [--quick]
+                                           [--sizes 40 100] [--kappas 1 5 20 100] [--repeat 3]
+                                           [--quick]
 
 Grid (issue "Time to solution"): symmetric Gaussian sensing, d in {40, 100} with r* = 3, 5,
 kappa in {1, 5, 20, 100}, search rank r in {r*, 2 r*}, m = m_factor d r*; and the population case
@@ -16,8 +17,11 @@ after each iteration / cost evaluation) or after ``max-passes`` passes.
 A pass is one stream over the data: the library's fused residual + adjoint pass counts once; in the
 pymanopt runs each numpy GEMV (forward ``M @ vec(Z)`` or adjoint ``M^T r``) counts once, with the
 residual of the cost evaluation reused by the gradient at the same point. Seconds are wall time to
-the target (single run; the machine's other load shows in them: compare within one run). Prints
-one table per grid row and the checks of the issue's targets for the default.
+the target: the best of ``--repeat`` (3) runs for a run that takes under a second (the passes are
+the same every run; a single run of a few milliseconds swings 2-3x with the machine's other load
+and with one-time costs: at d = 40 the first run of the default took 0.022-0.040 s, repeats
+0.008-0.009 s), a single run otherwise; compare within one run. Prints one table per grid row
+and the checks of the issue's targets for the default.
 """
 from __future__ import annotations
 
@@ -118,6 +122,19 @@ def pymanopt_run(M, y, Zs, r, optimizer_name, target, max_passes, seed):
     return min(state["passes"], max_passes), state["time"], float(state["best"]), reached
 
 
+def best_of(run, repeat, budget=1.0):
+    """``run()``'s result with the least seconds over up to ``repeat`` runs, repeated only while
+    a run takes under ``budget`` seconds (the passes and errors are the same every run)."""
+    best = run()
+    for _ in range(repeat - 1):
+        if best[1] is None or best[1] > budget:
+            break
+        out = run()
+        if out[1] is not None and out[1] < best[1]:
+            best = out
+    return best
+
+
 def cell(passes, secs, err, reached):
     if not reached:
         return f">{passes}", "—", f"{err:.1e}"
@@ -133,6 +150,8 @@ def main(argv=None):
     ap.add_argument("--kappas", type=float, nargs="+", default=[1, 5, 20, 100])
     ap.add_argument("--methods", nargs="+", default=None,
                     help="labels to run (default: all); e.g. 'default (WN-LBFGS)' PrecGD")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="runs under a second are repeated this often, the best time kept")
     ap.add_argument("--no-peer", action="store_true", help="skip pymanopt")
     ap.add_argument("--quick", action="store_true", help="one kappa, the small size")
     args = parse_args(ap, argv)
@@ -169,16 +188,18 @@ def main(argv=None):
         for label, method, options in LIBRARY:
             if args.methods and label not in args.methods:
                 continue
-            results[label] = library_run(op, y, Zs, r, method, options, args.target,
-                                         args.max_passes)
+            results[label] = best_of(lambda: library_run(op, y, Zs, r, method, options,
+                                                         args.target, args.max_passes),
+                                     args.repeat)
         if peer:
             M = (np.eye(op.m) if d == "pop" else op.dense_matrices().reshape(op.m, -1))
             for opt in ("SD", "CG"):
                 label = f"pymanopt {opt}"
                 if args.methods and label not in args.methods:
                     continue
-                results[label] = pymanopt_run(M, y, Zs, r, opt, args.target, args.max_passes,
-                                              seed=2)
+                results[label] = best_of(lambda: pymanopt_run(M, y, Zs, r, opt, args.target,
+                                                              args.max_passes, seed=2),
+                                         args.repeat)
         print(f"\n{name}")
         print(table([[k, *cell(*v)] for k, v in results.items()],
                     ["method", "passes", "seconds", "rel. error"]))

@@ -97,3 +97,22 @@ def test_bench_distributed_small():
     assert re.search(r"\d+ kB out, \d+ kB back per pass", out), out
     model = out.split("model of N workers")[1]
     assert re.search(r"^\s*4\s+\d+\.\d", model, re.M), out     # a row per worker count
+
+
+def test_bench_time_to_solution_small():
+    # one small grid row pair and the population row, without the peer: the default reaches the
+    # target and the targets table is printed for it
+    out = bench("bench_time_to_solution.py", "--quick", "--no-peer", "--max-passes", "300",
+                "--repeat", "2", "--methods", "default (WN-LBFGS)", "PrecGD")
+    rows = re.findall(r"^default \(WN-LBFGS\)\s+(\d+)\s+(\d+\.\d+)\s+(\S+)$", out, re.M)
+    assert len(rows) == 3, out                      # r = r*, r = 2 r*, population
+    assert all(float(err) <= 1e-10 for _, _, err in rows), out
+    assert re.search(r"^d=40, r\*=3, r=3, kappa=100, m=960\s+yes\s+yes", out, re.M), out
+
+
+def test_bench_completion_scale_small():
+    out = bench("bench_completion_scale.py", "--d", "3000", "--m", "300000", "--max-iter", "300")
+    held_out = re.search(r"held-out rel\. error (\S+);", out)
+    assert held_out and float(held_out.group(1)) < 1e-4, out
+    assert "the paper's Algorithm 1, learned magnitude step" in out, out
+    positive_ratios(out, 2)
