@@ -5,11 +5,12 @@
 
 The truth is ``U V^T`` held as factors (rank ``rstar``, ``U``, ``V`` i.i.d. N(0, 1)); ``m`` entries
 are observed uniformly at random (unit scale: ``y`` is the entries), another ``m / 100`` are held
-out. Prints the peak RSS, the seconds per pass (at random rank-``rank`` factors: a pass with both
-thin products, and one with the forward map only) against the bytes such a pass must stream at the
-measured read bandwidth, then one solve (``wn.solve``'s default unless told: on observed entries the paper's WN-RGD
-with the learned magnitude step): iterations, passes, seconds, relative error of the
-factors against the truth (``x_true`` as factors) and the held-out relative error.
+out. Prints the peak RSS, the seconds per pass (at random rank-``rank`` factors: a pass with
+both thin products, and one with the forward map only) against the bytes such a pass must stream
+at the measured read bandwidth, then one solve (``wn.solve``'s default unless told: on observed
+entries the paper's WN-RGD with the learned magnitude step): iterations, passes, seconds,
+relative error of the factors against the truth (``x_true`` as factors) and the held-out
+relative error.
 
 The bound per entry, for the layout a solve's pass uses (entries sorted by row once; ``y``
 permuted into row order and into column order once per solve): the forward map streams the
