@@ -164,16 +164,20 @@ class _LBFGSCore(Method):
         g_old = self.g
         old_point = self.point
         self._adopt(point, res)
-        # transport the step, the old gradient and the memory in one call
-        stack = np.concatenate([(t * p)[None], g_old[None], self.S, self.Y])
-        moved = self._transport(old_point, point, stack)
-        s, g_moved = moved[0], moved[1]
+        if not self.memory:
+            return True                        # no pairs kept: nothing to transport
+        # transport the memory, the step and the old gradient in one call, laid out as
+        # [S..., s, Y..., g_old] so that the new memory is two views of the result (each vector
+        # is transported on its own: the layout does not change its bits)
         k = len(self.S)
-        self.S, self.Y = moved[2:2 + k], moved[2 + k:]
-        yv = self.g - g_moved
-        if self.memory and self._inner(s, yv) > PAIR_TOL * self._inner(s, s):
-            self.S = np.concatenate([self.S, s[None]])[-self.memory:]
-            self.Y = np.concatenate([self.Y, yv[None]])[-self.memory:]
+        stack = np.concatenate([self.S, (t * p)[None], self.Y, g_old[None]])
+        moved = self._transport(old_point, point, stack)
+        s, yv = moved[k], moved[2 * k + 1]
+        np.subtract(self.g, yv, out=yv)        # y = g - T(g_old), in place of T(g_old)
+        if self._inner(s, yv) > PAIR_TOL * self._inner(s, s):
+            self.S, self.Y = moved[:k + 1][-self.memory:], moved[k + 1:][-self.memory:]
+        else:
+            self.S, self.Y = moved[:k], moved[k + 1:2 * k + 1]
         return True
 
     def _forget(self):
