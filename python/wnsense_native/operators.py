@@ -277,15 +277,16 @@ class _Sparse(SensingOperator):
 
 class _SortedMeasurements:
     """Measurements prepared for a solve: ``y`` permuted once into the operator's row-sorted
-    order (``EntrySampling._prepare``), and into its column order (``by_col``: the column side
-    of a pass then recomputes the residual from the factor rows, which stay cached, instead of
-    gathering it at random; the same bits)."""
+    order (``EntrySampling._prepare``), and into its column order (``by_col``, made by the
+    first pass that has a column side: that side then recomputes the residual from the factor
+    rows, which stay cached, instead of gathering it at random; the same bits). A validation
+    operator's forward-only passes never make it."""
 
     __slots__ = ("values", "by_col")
 
-    def __init__(self, values, by_col=None):
+    def __init__(self, values):
         self.values = values
-        self.by_col = by_col
+        self.by_col = None
 
 
 class EntrySampling(_Sparse):
@@ -318,11 +319,13 @@ class EntrySampling(_Sparse):
         self._order = self._native.order()
 
     def _prepare(self, y):
-        values = np.ascontiguousarray(y[self._order])
-        return _SortedMeasurements(values, values[self._native.col_order()])
+        return _SortedMeasurements(np.ascontiguousarray(y[self._order]))
 
     def _residual(self, L, R, y, right=None, left=None, n_threads=0):
         if isinstance(y, _SortedMeasurements):
+            column_side = left is not None or (self.symmetric and right is not None)
+            if column_side and y.by_col is None:
+                y.by_col = y.values[self._native.col_order()]
             _, sumsq, AV, AtU = self._native.residual_sorted(
                 L, R, y.values, right, left, n_threads, y_by_col=y.by_col, return_r=False)
             return ResidualPass(None, sumsq, AV, AtU)
