@@ -8,7 +8,6 @@
 namespace wnsense {
 namespace {
 
-using IndexArray = py::array_t<std::int64_t, py::array::c_style>;
 
 // A validated view of a dense operator's storage block.
 struct DenseData {
@@ -245,12 +244,7 @@ void bind_sensing(py::module_& m) {
         "block, unfolded: ((n, d1, k) or None, (n, ., k') or None).");
   m.def(
       "slice_bounds",
-      [](Index m) {
-        const std::vector<Index> b = slice_bounds(m);
-        IndexArray out(static_cast<py::ssize_t>(b.size()));
-        std::copy(b.begin(), b.end(), out.mutable_data());
-        return out;
-      },
+      [](Index m) { return to_index_array(slice_bounds(m)); },
       py::arg("m"),
         "Row bounds of the reduction slices of an m-row pass (fixed by m alone).");
   m.def("fill_gaussian", &fill_gaussian, py::arg("data"), py::arg("d1"), py::arg("d2"),

@@ -10,7 +10,6 @@
 namespace wnsense {
 namespace {
 
-using IndexArray = py::array_t<std::int64_t, py::array::c_style>;
 using ValueArray = py::array_t<double, py::array::c_style>;
 
 // A list of thin matrices (each float64 C-contiguous with `rows` rows), kept as views for the
@@ -160,19 +159,8 @@ struct PySparse {
     return py::make_tuple(matrices(std::move(ro)), matrices(std::move(co)));
   }
 
-  IndexArray col_order() const {
-    const auto& o = core->col_order();
-    IndexArray out(static_cast<py::ssize_t>(o.size()));
-    std::copy(o.begin(), o.end(), out.mutable_data());
-    return out;
-  }
-
-  IndexArray order() const {
-    const auto& o = core->order();
-    IndexArray out(static_cast<py::ssize_t>(o.size()));
-    std::copy(o.begin(), o.end(), out.mutable_data());
-    return out;
-  }
+  IndexArray col_order() const { return to_index_array(core->col_order()); }
+  IndexArray order() const { return to_index_array(core->order()); }
 
   py::tuple adjoint_products(VectorArg v, const py::object& right, const py::object& left,
                              int n_threads) {

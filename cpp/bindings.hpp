@@ -5,7 +5,10 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common.hpp"
 #include "dense_sensing.hpp"
@@ -15,6 +18,15 @@ namespace py = pybind11;
 
 using MatrixArg = Eigen::Ref<const RowMatrixXd>;
 using VectorArg = Eigen::Ref<const VectorXd>;
+using IndexArray = py::array_t<std::int64_t, py::array::c_style>;
+
+// A native index vector (orders, bounds) as a new int64 numpy array.
+template <class Int>
+IndexArray to_index_array(const std::vector<Int>& v) {
+  IndexArray out(static_cast<py::ssize_t>(v.size()));
+  std::copy(v.begin(), v.end(), out.mutable_data());
+  return out;
+}
 
 inline void require_shape(const MatrixArg& a, Index rows, Index cols, const char* name) {
   if (a.rows() != rows || a.cols() != cols)

@@ -2,6 +2,7 @@
 
 #include <Eigen/Eigenvalues>
 #include <Eigen/SVD>
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -132,7 +133,8 @@ void nystrom_retract_rect(const Eigen::Ref<const RowMatrixXd>& XL,
 // thread, so the bits do not depend on the team). At d = 1e5, r = 10 with an L-BFGS memory of 5
 // the transport of 12 vectors was the largest cost of an iteration, single-threaded.
 static int transport_team(Index n, Index r, Index k) {
-  return (k > 1 && n * r * k >= (Index{1} << 16)) ? resolve_threads(0) : 1;
+  if (k < 2 || n * r * k < (Index{1} << 16)) return 1;
+  return static_cast<int>(std::min<Index>(resolve_threads(0), k));   // a thread per vector at most
 }
 
 void wn_transport_sym(const Eigen::Ref<const RowMatrixXd>& X,

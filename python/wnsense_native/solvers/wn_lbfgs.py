@@ -80,8 +80,14 @@ class NativeGeometry:
     gradient_rect = staticmethod(_core.wn_gradient_rect)
     retract_sym = staticmethod(_core.nystrom_retract_sym)
     retract_rect = staticmethod(_core.nystrom_retract_rect)
-    transport_sym = staticmethod(_core.wn_transport_sym)
-    transport_rect = staticmethod(_core.wn_transport_rect)
+
+    @staticmethod
+    def transport_sym(X, X_new, V):      # V is the iteration's own scratch: transported in place
+        return _core.wn_transport_sym(X, X_new, V, in_place=True)
+
+    @staticmethod
+    def transport_rect(XL, XR, XL_new, XR_new, V):
+        return _core.wn_transport_rect(XL, XR, XL_new, XR_new, V, in_place=True)
 
 
 class _LBFGSCore(Method):
