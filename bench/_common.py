@@ -24,8 +24,8 @@ def parse_args(ap, argv=None):
     return args
 
 
-def best_time(fn, repeat=7, warmup=1):
-    """Minimum wall time of ``fn()`` over ``repeat`` runs (the least disturbed run)."""
+def run_times(fn, repeat, warmup=1):
+    """Wall times of ``repeat`` runs of ``fn()`` after ``warmup`` untimed ones."""
     for _ in range(warmup):
         fn()
     times = []
@@ -33,7 +33,12 @@ def best_time(fn, repeat=7, warmup=1):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return min(times)
+    return times
+
+
+def best_time(fn, repeat=7, warmup=1):
+    """Minimum wall time of ``fn()`` over ``repeat`` runs (the least disturbed run)."""
+    return min(run_times(fn, repeat, warmup))
 
 
 def read_bandwidth(nbytes=800_000_000, n_threads=None, repeat=7):

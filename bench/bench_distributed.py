@@ -32,23 +32,12 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import parse_args, per_iteration, table  # noqa: E402
+from _common import parse_args, per_iteration, run_times, table  # noqa: E402
 
 
 def stats(ts):
     ts = np.asarray(ts) * 1e3
     return float(np.median(ts)), float(np.percentile(ts, 90))
-
-
-def timed(f, repeat, warmup=3):
-    for _ in range(warmup):
-        f()
-    out = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        f()
-        out.append(time.perf_counter() - t)
-    return out
 
 
 def cluster(processes, n_workers=2):
@@ -70,7 +59,7 @@ def factors(d, k, seed=0):
 def local_pass(op, L, R, h, n_threads, repeat):
     from wnsense_native._blas import single_threaded_blas
     with single_threaded_blas():   # as in wn.solve: idle BLAS threads would spin on the cores
-        return timed(lambda: op._residual(L, R, h, R, None, n_threads), repeat)
+        return run_times(lambda: op._residual(L, R, h, R, None, n_threads), repeat, warmup=3)
 
 
 def huge_pages():
@@ -109,7 +98,7 @@ def round_trip(op, L, R, repeat):
     computing nothing."""
     sizes = reply_bytes(op, R.shape[1])
     calls = [(sizes[j], L, R) for j in range(op.n_shards)]
-    return timed(lambda: op._call_all("ping", calls), repeat)
+    return run_times(lambda: op._call_all("ping", calls), repeat, warmup=3)
 
 
 def reply_bytes(op, k):

@@ -74,7 +74,8 @@ def complete(X, rank, *, keep_observed=True, validation_fraction=0.0, rng=None,
         rows, cols, values = rows[~held], cols[~held], values[~held]
     op = completion_sensing(rows, cols, arr.shape)
     res = solve(op, values, rank, rng=gen, **options)
-    completed = res.x.copy()
+    # res.x is formed (once) on first read; it is the caller's only when the result goes back
+    completed = res.x.copy() if return_result else res.x
     if keep_observed:
         completed[observed] = arr[observed]
     return (completed, res) if return_result else completed

@@ -681,7 +681,7 @@ def _stack_sizes(name, shape):
         d = math.isqrt(p)
         if d * d != p:
             raise ValueError(f"{name} of shape (m, p) needs p = d*d, got p = {p}")
-        m, d1, d2 = m, d, d
+        d1 = d2 = d
     elif len(shape) == 3:
         m, d1, d2 = shape
     else:

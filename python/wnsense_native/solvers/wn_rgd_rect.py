@@ -45,7 +45,6 @@ class RectangularWNRGDSetup(WNRGDSetup):
     then ``X_R``, and a general (not symmetrized) ``Theta`` (the model
     :class:`~.diagnostics.RectangularWeightNormalized`)."""
 
-    OPTIONS = dict(WNRGDSetup.OPTIONS)
     default_mu = 1.0
 
     @classmethod
