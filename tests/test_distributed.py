@@ -3,7 +3,7 @@ single-node operators and across shard counts, every solver method, no operator 
 construction, close and pickle, bad input, the workers' environment, faults (killed, dying,
 hung workers, Ctrl-C) on worker processes, and the CLI's --scheduler / --workers.
 
-The module's cluster (``dask_client``, conftest.py) runs 2 in-process workers; the fault and
+The module's cluster (``dask_client`` below) runs 2 in-process workers; the fault and
 environment tests start their own clusters of worker processes on 127.0.0.1."""
 from __future__ import annotations
 
@@ -27,7 +27,25 @@ from wnsense_native import _core  # noqa: E402
 from wnsense_native.solvers import NATIVE_METHODS  # noqa: E402
 from wnsense_native.solvers.wn_rgd import DEFAULT_WN_VARIANT, WN_VARIANTS  # noqa: E402
 
-from conftest import LOOPBACK  # noqa: E402
+# Dask clusters listen on loopback only: inproc transport (processes=False) or 127.0.0.1, and the
+# HTTP servers (scheduler and workers) on 127.0.0.1 too (dashboard_address=None still listens).
+LOOPBACK = {"dashboard_address": "127.0.0.1:0", "worker_dashboard_address": "127.0.0.1:0"}
+
+
+# Module scope: one cluster for all the tests of a module (only this one uses it), closed
+# when that module ends. A session-scoped one kept its scheduler and workers ticking in this
+# process for the rest of the run: their allocations made the leak tests of test_reliability.py
+# (which count live Python blocks) fail under the sanitizer, where every call is slower.
+@pytest.fixture(scope="module")
+def dask_client():
+    """A ``distributed.Client`` of 2 in-process workers with one thread each."""
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                       **LOOPBACK)
+    client = distributed.Client(cluster, set_as_default=False)
+    yield client
+    client.close()
+    cluster.close()
+
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -64,10 +64,11 @@ def solve_with(registry, make_residual_fn, op, y, rank, *, method="wn_rgd", max_
 
 def _operator_defaults(factory, op, method, options):
     """The options an operator family prefers for ``method`` (``op.preferred_options``), under
-    the caller's: applied only when the caller chose no variant and every option they gave is
-    one the preferred variant takes (so an option of the general default still selects it)."""
+    the caller's: applied only when the caller chose no class (``factory.selectors``) and every
+    option they gave is one the preferred class takes (so an option of the general default
+    still selects that one)."""
     preferred = op.preferred_options.get(method)
-    if not preferred or {"variant", "preconditioned"} & set(options):
+    if not preferred or set(factory.selectors) & set(options):
         return options
     merged = {**preferred, **options}
     if set(options) - set(factory(op.symmetric, merged).OPTIONS):

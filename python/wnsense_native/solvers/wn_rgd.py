@@ -52,6 +52,7 @@ def wn_rgd_factory(classes: dict):
     def factory(symmetric, options=None):
         return classes[wn_variant(options or {})][0 if symmetric else 1]
     factory.with_options = True
+    factory.selectors = ("variant", "preconditioned")   # the options that choose the class
     return factory
 
 
