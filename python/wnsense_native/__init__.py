@@ -36,15 +36,17 @@ __all__ = [
 from .result import SolveResult
 from .solvers import solve
 from .completion import complete
+from .ratings import RatingsModel, fit_ratings
 
-__all__ += ["solve", "SolveResult", "complete"]
+__all__ += ["solve", "SolveResult", "complete", "fit_ratings", "RatingsModel"]
 
 from . import reference  # noqa: E402  (wn.reference.solve: the pure-numpy baseline)
 
 
 def __getattr__(name):
-    # wn.distributed: imported on first use (it needs the optional 'dask' extra)
-    if name == "distributed":
+    # wn.distributed and wn.estimators: imported on first use (they need the optional 'dask'
+    # and 'sklearn' extras)
+    if name in ("distributed", "estimators"):
         import importlib
         return importlib.import_module(".distributed", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

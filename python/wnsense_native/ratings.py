@@ -177,6 +177,9 @@ def _penalty_path(train, held, rank, bias_penalty, *, n_penalties, ratio, patien
     base = _fit_biases(train, bias_penalty, path_sweeps, tol)
     resid = train.values - _als.predict_entries(train.mean, base, train.rows, train.cols)
     top = _als.top_singular_value(train.by_row, resid, 30, gen)
+    path = {"penalties": [], "validation_rmse": [], "ranks": []}
+    if not top > 0.0:  # the biases fit the training entries exactly: no low-rank part to add
+        return 0.0, base, path
     state = _random_state(train.shape, rank, base, gen, 0.1)
     held_rows, held_cols, held_values = held
 
@@ -184,7 +187,6 @@ def _penalty_path(train, held, rank, bias_penalty, *, n_penalties, ratio, patien
         pred = _als.predict_entries(train.mean, s, held_rows, held_cols)
         return float(np.sqrt(np.mean((pred - held_values) ** 2)))
 
-    path = {"penalties": [], "validation_rmse": [], "ranks": []}
     best = (held_rmse(base), 0.0, base)  # the biases alone: the path's reference
     since_best = 0
     bar = _progress(progress, n_penalties)
