@@ -63,7 +63,7 @@ def test_regressor_beats_biases_on_noisy_low_rank_ratings():
 
 def test_sweep_objective_from_normal_equations_matches_the_entries():
     X, y, _, _, _ = ratings(frac=0.1)
-    data = _als.Entries(X[:, 0], X[:, 1], y, (300, 200), y.mean())
+    data = _als.Entries(X[:, 0], X[:, 1], y, (300, 200), y.mean(), 0.5)
     g = np.random.default_rng(0)
     state = _als.State(np.zeros(300), np.zeros(200), g.normal(size=(300, 4)),
                        g.normal(size=(200, 4)))

@@ -4,13 +4,14 @@ core of :mod:`.ratings`).
 The model of entry ``(i, j)`` is ``mean + a_i + b_j + u_i . v_j`` and the objective, over the
 observed entries,
 
-    sum (y_ij - model_ij)^2 + penalty * (sum_i n_i |u_i|^2 + sum_j n_j |v_j|^2)
+    sum (y_ij - model_ij)^2 + penalty * (sum_i w_i |u_i|^2 + sum_j w_j |v_j|^2)
                             + bias_penalty * (|a|^2 + |b|^2),
 
-with ``n_i`` (``n_j``) the number of observed entries of row ``i`` (column ``j``): the
-count-weighted ridge of ALS-WR (Zhou et al. 2008), whose minimum over the factorizations of
-``Z = U V^T`` is the weighted trace norm ``2 penalty ||D_r^(1/2) Z D_c^(1/2)||_*`` (Salakhutdinov
-and Srebro 2010). With one side fixed, every row of the other is an independent ridge regression
+with ``w_i = n_i^e`` (``w_j = n_j^e``), ``n_i`` the number of observed entries of row ``i``
+(column ``j``): with ``e = 1`` the count-weighted ridge of ALS-WR (Zhou et al. 2008), whose minimum
+over the factorizations of ``Z = U V^T`` is the weighted trace norm
+``2 penalty ||D_r^(1/2) Z D_c^(1/2)||_*`` (Salakhutdinov and Srebro 2010); ``e = 0`` is the
+uniform ridge (the nuclear norm). With one side fixed, every row of the other is an independent ridge regression
 on ``[v_j, 1]``: the ``(k+1) x (k+1)`` normal matrices of all rows are one sparse-times-dense
 product (the observed pattern times the per-column outer products), solved as one batched
 ``np.linalg.solve``. Measured on MovieLens 100k at k = 10: 11 ms for the normal matrices from
@@ -35,10 +36,12 @@ class Side:
     """The observed entries seen from one side (rows, or columns): a CSR pattern over
     ``(own id, other id)`` with the entries in a fixed order, built once per data set."""
 
-    def __init__(self, own, other, n_own, n_other):
+    def __init__(self, own, other, n_own, n_other, exponent):
         sp = _sparse()
         self.order = np.lexsort((other, own))
         self.counts = np.bincount(own, minlength=n_own)
+        # the ridge weight of each id's factor: its count to the power ``exponent``
+        self.weights = np.maximum(self.counts, 1).astype(np.float64) ** exponent
         self.indptr = np.concatenate([[0], np.cumsum(self.counts)])
         self.indices = other[self.order]
         self.shape = (n_own, n_other)
@@ -54,11 +57,11 @@ class Side:
 class Entries:
     """Observed entries ``(rows, cols, values)`` of a ``shape`` matrix and their two sides."""
 
-    def __init__(self, rows, cols, values, shape, mean):
+    def __init__(self, rows, cols, values, shape, mean, exponent):
         self.rows, self.cols, self.values, self.shape = rows, cols, values, shape
         self.mean = float(mean)
-        self.by_row = Side(rows, cols, shape[0], shape[1])
-        self.by_col = Side(cols, rows, shape[1], shape[0])
+        self.by_row = Side(rows, cols, shape[0], shape[1], exponent)
+        self.by_col = Side(cols, rows, shape[1], shape[0], exponent)
 
 
 class State:
@@ -103,7 +106,7 @@ def solve_side(side, targets, other, penalty, bias_penalty):
     full_index[iu, ju] = full_index[ju, iu] = np.arange(iu.size)
     A = upper[:, full_index.reshape(-1)].reshape(n_own, k + 1, k + 1)
     diag = np.arange(k)
-    A[:, diag, diag] += penalty * np.maximum(side.counts, 1)[:, None]
+    A[:, diag, diag] += penalty * side.weights[:, None]
     # an id without entries has a zero bias row: keep its system regular
     A[:, k, k] += bias_penalty + (side.counts == 0)
     x = np.linalg.solve(A, rhs[..., None])[..., 0]
@@ -119,8 +122,8 @@ def penalties(data, state, penalty, bias_penalty):
     """The ridge terms of the objective."""
     value = bias_penalty * float(state.row_bias @ state.row_bias + state.col_bias @ state.col_bias)
     if state.rank:
-        value += penalty * float(data.by_row.counts @ np.einsum("ij,ij->i", state.U, state.U)
-                                 + data.by_col.counts @ np.einsum("ij,ij->i", state.V, state.V))
+        value += penalty * float(data.by_row.weights @ np.einsum("ij,ij->i", state.U, state.U)
+                                 + data.by_col.weights @ np.einsum("ij,ij->i", state.V, state.V))
     return value
 
 
@@ -181,15 +184,14 @@ def truncate(state, rank):
                  Q[:, :rank] * root)
 
 
-def top_singular_value(side, values, n_iter, gen):
-    """``sigma_1(D_r^(-1/2) R D_c^(-1/2))`` of the sparse ``R`` (``values`` on the pattern of
-    ``side``, a rows side), by power iteration: the smallest penalty at which the zero low-rank
+def top_singular_value(data, values, n_iter, gen):
+    """``sigma_1(D_r^(-1/2) R D_c^(-1/2))`` of the sparse ``R`` (``values`` at the entries),
+    ``D`` the ridge weights, by power iteration: the smallest penalty at which the zero low-rank
     part is optimal (the start of the penalty path)."""
-    R = side.weighted(values)
-    n_rows, n_cols = side.shape
-    counts_c = np.bincount(side.indices, minlength=n_cols)
-    dr = 1.0 / np.sqrt(np.maximum(side.counts, 1))
-    dc = 1.0 / np.sqrt(np.maximum(counts_c, 1))
+    R = data.by_row.weighted(values)
+    n_cols = data.shape[1]
+    dr = 1.0 / np.sqrt(data.by_row.weights)
+    dc = 1.0 / np.sqrt(data.by_col.weights)
     x = gen.standard_normal(n_cols)
     sigma = 0.0
     for _ in range(n_iter):

@@ -54,7 +54,7 @@ def _seed(random_state):
 
 def _fit_options(est):
     return dict(rank=est.rank, penalty=est.penalty, bias_penalty=est.bias_penalty,
-                validation_fraction=est.validation_fraction, max_sweeps=est.max_iter,
+                count_exponent=est.count_exponent, validation_fraction=est.validation_fraction, max_sweeps=est.max_iter,
                 tol=est.tol, rng=_seed(est.random_state), progress=bool(est.verbose))
 
 
@@ -68,6 +68,9 @@ _PARAMS_DOC = """
         ``validation_fraction`` of the entries along a warm-started path, then refits on all.
     bias_penalty : float, default=5.0
         Ridge on the row and column biases.
+    count_exponent : float, default=0.5
+        The ridge on a row's (column's) factor is ``penalty * n**count_exponent``, ``n`` its
+        number of observed entries: 1 is ALS-WR's (the weighted trace norm), 0 the uniform one.
     validation_fraction : float, default=0.1
         Share of the entries held out to choose the penalty (``penalty="auto"``).
     max_iter : int, default=100
@@ -83,11 +86,13 @@ _PARAMS_DOC = """
 
 class _LowRankBase(BaseEstimator):
 
-    def __init__(self, rank=10, penalty="auto", bias_penalty=5.0, validation_fraction=0.1,
-                 max_iter=100, tol=1e-4, random_state=None, verbose=False):
+    def __init__(self, rank=10, penalty="auto", bias_penalty=5.0, count_exponent=0.5,
+                 validation_fraction=0.1, max_iter=100, tol=1e-4, random_state=None,
+                 verbose=False):
         self.rank = rank
         self.penalty = penalty
         self.bias_penalty = bias_penalty
+        self.count_exponent = count_exponent
         self.validation_fraction = validation_fraction
         self.max_iter = max_iter
         self.tol = tol
@@ -160,10 +165,11 @@ class LowRankRegressor(RegressorMixin, _LowRankBase):
     >>> reg.predict([[0, 5], [3, 7]])                                # doctest: +SKIP
     """
 
-    def __init__(self, rank=10, penalty="auto", bias_penalty=5.0, validation_fraction=0.1,
-                 clip=True, max_iter=100, tol=1e-4, random_state=None, verbose=False):
+    def __init__(self, rank=10, penalty="auto", bias_penalty=5.0, count_exponent=0.5,
+                 validation_fraction=0.1, clip=True, max_iter=100, tol=1e-4, random_state=None,
+                 verbose=False):
         super().__init__(rank=rank, penalty=penalty, bias_penalty=bias_penalty,
-                         validation_fraction=validation_fraction, max_iter=max_iter, tol=tol,
+                         count_exponent=count_exponent, validation_fraction=validation_fraction, max_iter=max_iter, tol=tol,
                          random_state=random_state, verbose=verbose)
         self.clip = clip
 
