@@ -190,28 +190,32 @@ def _penalty_path(train, held, rank, bias_penalty, *, n_penalties, ratio, patien
         return float(np.sqrt(np.mean((pred - held_values) ** 2)))
 
     best = (held_rmse(base), 0.0, base)  # the biases alone: the path's reference
-    since_best = 0
     bar = _progress(progress, n_penalties)
+
+    def step(penalty, state):
+        nonlocal best
+        nsw, _ = _als.alternate(train, state, penalty, bias_penalty, max_sweeps=path_sweeps,
+                                tol=tol)
+        score, r = held_rmse(state), _rank_of(state)
+        path["penalties"].append(penalty)
+        path["validation_rmse"].append(score)
+        path["ranks"].append(r)
+        logger.info("ratings path: penalty %.4g, held-out RMSE %.5f, rank %d, %d sweeps",
+                    penalty, score, r, nsw)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(penalty=f"{penalty:.3g}", rmse=f"{score:.4f}")
+        improved = score < best[0]
+        if improved:
+            best = (score, penalty, state.copy())
+        return improved
+
     try:
+        since_best = 0
         for t in range(1, n_penalties + 1):
-            penalty = top * ratio ** t
-            nsw, _ = _als.alternate(train, state, penalty, bias_penalty, max_sweeps=path_sweeps,
-                                    tol=tol)
-            score, r = held_rmse(state), _rank_of(state)
-            path["penalties"].append(penalty)
-            path["validation_rmse"].append(score)
-            path["ranks"].append(r)
-            logger.info("ratings path: penalty %.4g, held-out RMSE %.5f, rank %d, %d sweeps",
-                        penalty, score, r, nsw)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(penalty=f"{penalty:.3g}", rmse=f"{score:.4f}")
-            if score < best[0]:
-                best, since_best = (score, penalty, state.copy()), 0
-            else:
-                since_best += 1
-                if since_best >= patience:
-                    break
+            since_best = 0 if step(top * ratio ** t, state) else since_best + 1
+            if since_best >= patience:
+                break
     finally:
         if bar is not None:
             bar.close()
@@ -219,8 +223,8 @@ def _penalty_path(train, held, rank, bias_penalty, *, n_penalties, ratio, patien
 
 
 def fit_ratings(rows, cols, values, shape=None, *, rank=10, penalty="auto", bias_penalty=5.0,
-                count_exponent=0.5, validation_fraction=0.1, n_penalties=15, penalty_ratio=0.75, patience=2,
-                max_sweeps=100, path_sweeps=5, tol=1e-4, rng=None, progress=False):
+                count_exponent=0.5, validation_fraction=0.1, n_penalties=15, penalty_ratio=0.75,
+                patience=2, max_sweeps=100, path_sweeps=5, tol=1e-4, rng=None, progress=False):
     """Fit ``mean + a_i + b_j + u_i . v_j`` to observed entries ``values[t]`` at
     ``(rows[t], cols[t])`` of a ``shape`` matrix.
 
@@ -245,7 +249,9 @@ def fit_ratings(rows, cols, values, shape=None, *, rank=10, penalty="auto", bias
         ``t = 1..n_penalties``, from ``sigma`` (the smallest penalty with a zero low-rank part),
         each fit warm-started from the previous one with at most ``path_sweeps`` sweeps; the path
         stops after ``patience`` penalties without improvement. If no penalty beats the biases
-        alone the model is the biases (``rank`` 0). Then refit on all entries.
+        alone the model is the biases (``rank`` 0). Then refit on all entries, the penalty
+        scaled by ``(n_all / n_train)^(1 - e)`` (a row's data term grows with its count, its
+        ridge with the count to the power ``e``).
     bias_penalty : float
         Ridge ``bias_penalty * (|a|^2 + |b|^2)`` on the biases.
     count_exponent : float
@@ -338,6 +344,9 @@ def _fit_ratings(rows, cols, values, shape, *, rank, penalty, bias_penalty, coun
                 path_sweeps=path_sweeps, tol=tol, gen=gen, progress=progress)
             rank = _rank_of(best) if penalty > 0 else 0
             state = _als.truncate(best, rank)
+            # all entries instead of the training share: the data term of a row grows with its
+            # count n, its ridge with n^e; keep their ratio
+            penalty *= (vals.size / train.values.size) ** (1.0 - count_exponent)
             logger.info("ratings: penalty %.4g, rank %d chosen; refit on all %d entries",
                         penalty, rank, vals.size)
     elif auto:
