@@ -215,3 +215,25 @@ def test_imputer_all_nan_row_is_filled_from_the_biases_with_a_warning():
         imp.transform(noisy[:3, :5])
     with pytest.raises(ValueError, match="no observed"):
         LowRankImputer().fit(np.full((4, 3), np.nan))
+
+
+def test_penalty_path_is_logged_and_estimators_load_lazily(caplog):
+    X, y, _, _, _ = ratings(frac=0.1)
+    with caplog.at_level("INFO", logger="wnsense_native"):
+        model = wn.fit_ratings(X[:, 0], X[:, 1], y, rng=0)
+    steps = [r for r in caplog.records if "ratings path: penalty" in r.getMessage()]
+    assert len(steps) == len(model.path["penalties"]) >= 3
+    assert any("chosen; refit" in r.getMessage() for r in caplog.records)
+    assert wn.estimators.LowRankImputer is LowRankImputer
+
+
+def test_more_bad_input():
+    pd = pytest.importorskip("pandas")
+    with pytest.raises(ValueError, match="two columns"):
+        LowRankRegressor().fit(pd.DataFrame({"a": [0, 1], "b": [0, 1], "c": [0, 1]}), [1.0, 2.0])
+    with pytest.raises(TypeError, match="sparse"):
+        LowRankRegressor().fit(sp.csr_matrix(np.eye(2)), [1.0, 2.0])
+    with pytest.raises(ValueError, match="infinity|Inf"):
+        LowRankImputer().fit(np.array([[1.0, np.inf], [2.0, 3.0]]))
+    with pytest.raises(ValueError, match="count_exponent"):
+        wn.fit_ratings([0, 1], [0, 1], [1.0, 2.0], count_exponent=-1.0)
