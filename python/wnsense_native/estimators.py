@@ -54,7 +54,8 @@ def _seed(random_state):
 
 def _fit_options(est):
     return dict(rank=est.rank, penalty=est.penalty, bias_penalty=est.bias_penalty,
-                count_exponent=est.count_exponent, validation_fraction=est.validation_fraction, max_sweeps=est.max_iter,
+                count_exponent=est.count_exponent,
+                validation_fraction=est.validation_fraction, max_sweeps=est.max_iter,
                 tol=est.tol, rng=_seed(est.random_state), progress=bool(est.verbose))
 
 
@@ -169,7 +170,8 @@ class LowRankRegressor(RegressorMixin, _LowRankBase):
                  validation_fraction=0.1, clip=True, max_iter=100, tol=1e-4, random_state=None,
                  verbose=False):
         super().__init__(rank=rank, penalty=penalty, bias_penalty=bias_penalty,
-                         count_exponent=count_exponent, validation_fraction=validation_fraction, max_iter=max_iter, tol=tol,
+                         count_exponent=count_exponent,
+                         validation_fraction=validation_fraction, max_iter=max_iter, tol=tol,
                          random_state=random_state, verbose=verbose)
         self.clip = clip
 

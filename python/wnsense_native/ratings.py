@@ -4,8 +4,9 @@
 On real ratings the uniform nuclear norm of :func:`~wnsense_native.complete` barely improves on
 the biases (MovieLens 100k: by at most 0.002 test RMSE); what works in the field is biases inside
 the model and a ridge on each row's (column's) factor scaled by its number of ratings: ALS-WR
-(Zhou et al. 2008), the weighted trace norm (Salakhutdinov and Srebro 2010). :func:`fit_ratings`
-fits it by alternating weighted ridge regressions (:mod:`._als`); ``penalty="auto"`` walks a
+(Zhou et al. 2008), the weighted trace norm (Salakhutdinov and Srebro 2010); here scaled by a
+power of it (``count_exponent``, 0.5 by default, measured below). :func:`fit_ratings` fits it
+by alternating weighted ridge regressions (:mod:`._als`); ``penalty="auto"`` walks a
 warm-started path of decreasing penalties from the smallest one at which the low-rank part is zero
 (as softImpute's lambda path, Mazumder, Hastie and Tibshirani 2010), scores each on a seeded
 held-out share of the entries, reads the rank from the spectrum of the best one's low-rank part,
@@ -62,9 +63,6 @@ class RatingsModel:
     def rank(self):
         return self.row_factors.shape[1]
 
-    def _state(self):
-        return _als.State(self.row_bias, self.col_bias, self.row_factors, self.col_factors)
-
     def predict(self, rows, cols):
         """Model values at ``(rows[t], cols[t])``. An id outside :attr:`shape` (not seen in the
         fit) has a zero bias and a zero factor: its prediction falls back to the other side's
@@ -97,7 +95,7 @@ class RatingsModel:
         side = _als.Side(rows, cols, n_rows, self.shape[1], self.count_exponent)
         targets = values - self.mean - self.col_bias[cols]
         factors, bias, _ = _als.solve_side(side, targets, self.col_factors, self.penalty,
-                                        self.bias_penalty)
+                                           self.bias_penalty)
         return bias, factors
 
     def to_dense(self):
@@ -130,9 +128,9 @@ def _check_values(values, length):
     arr = np.asarray(values)
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"values must be a real numeric array, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64).reshape(-1) if arr.ndim <= 1 else arr
     if arr.ndim != 1:
         raise ValueError(f"values must be 1-D, got shape {arr.shape}")
+    arr = arr.astype(np.float64)
     if arr.size != length:
         raise ValueError(f"values must have the same length as rows ({length}), got {arr.size}")
     if not np.isfinite(arr).all():
