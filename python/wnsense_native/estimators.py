@@ -107,7 +107,6 @@ def _as_id_pairs(X):
         if X.shape[1] != 2:
             raise ValueError(f"X must have two columns (row id, column id), got {X.shape[1]}")
         cols = [np.asarray(X.iloc[:, c]) for c in range(2)]
-        arr = None
     else:
         if isinstance(X, (str, bytes)) or X is None:
             raise TypeError(f"X must be an (n, 2) array of integer ids, got {type(X).__name__}")
@@ -228,6 +227,8 @@ class LowRankImputer(OneToOneFeatureMixin, TransformerMixin, _LowRankBase):
         The model of the standardized training rows.
     mean_, scale_ : ndarray of shape (n_features,)
         The standardization of each feature.
+    empty_features_ : ndarray of int
+        Features without any observed entry in ``fit`` (imputed as 0).
     n_features_in_ : int
     n_iter_ : int
         Alternating sweeps of the final fit.
