@@ -18,16 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..solvers._problem import sym
+from ..solvers.models import qf, sym, tangent_projection
 from ..solvers.wn_rgd import WNRGDSetup
 
 
 # -- the Stiefel manifold, in numpy -----------------------------------------------------------
-
-def tangent_projection(X, B):
-    """``B - X sym(X^T B)``: the component of ``B`` tangent to ``St(d, r)`` at ``X``."""
-    return B - X @ sym(X.T @ B)
-
 
 def polar_retraction(X, G, eta):
     """``(X - eta G)(I + eta^2 G^T G)^{-1/2}``, computed as the polar factor
@@ -41,9 +36,7 @@ def polar_retraction(X, G, eta):
 
 def qr_retraction(X, G, eta):
     """``qf(X - eta G)``, the Q factor with the signs fixed so that ``diag(R) > 0``."""
-    Q, R = np.linalg.qr(X - eta * G)
-    signs = np.where(np.diag(R) < 0, -1.0, 1.0)
-    return Q * signs
+    return qf(X - eta * G)
 
 
 def cayley_retraction(X, Gt, eta):

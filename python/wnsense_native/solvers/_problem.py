@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .models import sym  # noqa: F401  (re-exported: its older home)
+
 
 class Problem:
     """The measured problem ``y = A(Z*)`` as the solvers see it.
@@ -41,6 +43,3 @@ class Problem:
     def relative_residual(self, sumsq: float) -> float:
         return float(np.sqrt(sumsq)) / self.y_norm if self.y_norm > 0 else float(np.sqrt(sumsq))
 
-
-def sym(B: np.ndarray) -> np.ndarray:
-    return 0.5 * (B + B.T)

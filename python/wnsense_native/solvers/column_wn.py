@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._init import small_gaussian
-from .diagnostics import ColumnNormalized
+from .models import ColumnNormalized
 from .gd import FactorizedSetup, _FactorizedGD
 
 

@@ -15,8 +15,8 @@ import numpy as np
 
 from .._validation import check_float
 from ._init import small_gaussian, user_factors
-from .diagnostics import (DIAGNOSTIC_OPTIONS, AsymmetricFactor, SymmetricFactor,
-                          make_diagnostics)
+from .diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics
+from .models import AsymmetricFactor, SymmetricFactor
 from ._method import Method
 
 

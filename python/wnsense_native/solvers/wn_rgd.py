@@ -19,7 +19,8 @@ import numpy as np
 from .. import _core
 from .._validation import check_choice, check_float
 from ._init import stiefel_start, user_factors
-from .diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics, model_for
+from .diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics
+from .models import model_for
 from ._method import Method
 from ._problem import sym
 from ._magnitude import MagnitudeStep
