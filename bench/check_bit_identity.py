@@ -108,6 +108,18 @@ def run_all() -> dict:
         val = wn.completion_sensing(rows, cols, (D, D2))
         _run(lambda *a, **k: solve(*a, validation=(val, val.forward(Z)), patience=3, **k),
              op, Z, "wn_rgd", {}, f"{bname}|completion_rect|validation", out)
+        if bname == "native":   # wn.complete: its own default options (no reference twin)
+            Zc = np.random.default_rng(10).standard_normal((D, R_TRUE)) @ \
+                np.random.default_rng(11).standard_normal((R_TRUE, D2))
+            X = np.where(np.random.default_rng(12).random((D, D2)) < 0.6, Zc, np.nan)
+            for label, opts in [("plain", {}), ("penalty", {"penalty": 1e-3}),
+                                ("paper", {"variant": "paper"}), ("val", {
+                                    "validation_fraction": 0.2})]:
+                def complete(op, y, rank, *, method, x_true, **kw):
+                    completed, res = wn.complete(X, rank, return_result=True, **kw, **opts)
+                    return res
+                _run(complete, *fams["completion_rect"], "wn_rgd", {},
+                     f"complete|{label}", out)
     return out
 
 

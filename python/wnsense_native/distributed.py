@@ -91,7 +91,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from . import _core
 from ._random import as_generator, native_seed
 from ._validation import _check_numeric_dtype, all_finite, check_float, check_int
-from .operators import (_DTYPES, EntrySampling, ResidualPass, SensingOperator, _asymmetry,
+from .operators import (_DTYPES, ResidualPass, SensingOperator, _asymmetry,
                         _is_symmetric, _observed_entries, _packed_rows, _sizes, _stack_sizes,
                         _storage_key)
 
@@ -1031,8 +1031,9 @@ class ShardedCompletion(_ShardedOperator):
 
     _actor = _EntriesShard
     _source = "rows"
-    # the single-node completion operator's default (and so the same iterates)
-    preferred_options = EntrySampling.preferred_options
+    # the single-node completion operator's facts (and so its defaults, the same iterates)
+    observes_entries = True
+    unit_scale = True
 
     def __init__(self, client, rows, cols, d1, d2, *, symmetric, shards, workers=None,
                  timeout=600.0, build_timeout=None, recover=True, n_threads=None):

@@ -82,8 +82,15 @@ class SensingOperator:
     protocol (see the module docstring)."""
 
     symmetric: bool
-    # per method, the options wn.solve uses for this family when the caller picks no variant
-    preferred_options: dict = {}
+    # facts the solver front end decides its defaults from (wnsense_native.solvers._policy)
+    observes_entries = False   # each measurement is one (scaled) entry of the matrix
+
+    @property
+    def preferred_options(self) -> dict:
+        """Per method, the options ``wn.solve`` uses for this operator when the caller picks no
+        variant (decided by :func:`wnsense_native.solvers._policy.preferred_options`)."""
+        from .solvers._policy import WN_METHODS, preferred_options
+        return {m: p for m in WN_METHODS if (p := preferred_options(self, m))}
 
     def __init__(self, m: int, d1: int, d2: int, symmetric: bool):
         self._m, self._d1, self._d2 = int(m), int(d1), int(d2)
@@ -301,10 +308,12 @@ class EntrySampling(_Sparse):
     ``r`` in that order: its ``ResidualPass.r`` is None). Called with ``y`` in the user's order
     (:meth:`residual`), the pass permutes ``y`` in and ``r`` out."""
 
-    # Overparameterized completion has many rank-r interpolants: the paper's WN-RGD with the
-    # learned magnitude step keeps the implicit bias towards the low-rank one (at 1e5 x 1e5,
-    # m = 1e7: held-out error 1.6e-8 in 105 iterations), where WN-LBFGS stalls (0.31 after 300).
-    preferred_options = {"wn_rgd": {"variant": "paper", "mu": "auto"}}
+    observes_entries = True
+
+    @property
+    def unit_scale(self) -> bool:
+        """``scale == 1``: the measurements are the entries' values (:func:`completion_sensing`)."""
+        return self.scale == 1.0
 
     def __init__(self, rows, cols, d1, d2, *, scale: float, symmetric: bool):
         super().__init__(len(rows), d1, d2, symmetric)

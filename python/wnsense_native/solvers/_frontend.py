@@ -7,6 +7,7 @@ from .._random import as_generator
 from .._validation import as_vector, check_choice, check_float, check_int, check_threads
 from ..operators import SensingOperator
 from ._driver import run
+from ._policy import preferred_options
 from ._problem import Problem
 from ._steps import ArmijoBacktracking, make_step_rule
 
@@ -63,11 +64,11 @@ def solve_with(registry, make_residual_fn, op, y, rank, *, method="wn_rgd", max_
 
 
 def _operator_defaults(factory, op, method, options):
-    """The options an operator family prefers for ``method`` (``op.preferred_options``), under
-    the caller's: applied only when the caller chose no class (``factory.selectors``) and every
+    """The options the library prefers for ``method`` on ``op`` (:mod:`._policy`), under the
+    caller's: applied only when the caller chose no class (``factory.selectors``) and every
     option they gave is one the preferred class takes (so an option of the general default
     still selects that one)."""
-    preferred = op.preferred_options.get(method)
+    preferred = preferred_options(op, method)
     if not preferred or set(factory.selectors) & set(options):
         return options
     merged = {**preferred, **options}

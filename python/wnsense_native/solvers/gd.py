@@ -20,7 +20,7 @@ from .models import AsymmetricFactor, SymmetricFactor
 from ._method import Method
 
 
-# -- options and starts, shared with the reference methods (and PrecGD, ScaledGD, column WN) ----
+# -- options and starts (shared with PrecGD, ScaledGD, column WN) ------------------------------
 
 class FactorizedSetup(Method):
     """Options and start of the methods that begin at a small random start: ``init_scale``
@@ -86,7 +86,7 @@ class AsymmetricGDSetup(FactorizedSetup):
         return {"imbalance": float(np.linalg.norm(U.T @ U - V.T @ V))}
 
 
-# -- the native iteration ----------------------------------------------------------------------
+# -- the iteration (both backends) -------------------------------------------------------------
 
 class _FactorizedGD(Method):
     """Shared loop of the factorized methods: subclasses define the model (``_model``), the thin
@@ -104,7 +104,12 @@ class _FactorizedGD(Method):
         self.fac, self.sumsq = factors, res.sumsq
         self.loss = self.problem.loss(res.sumsq)
         self.grads = self._gradients(factors, res.AV, res.AtU)
-        self.grad_norm = float(np.sqrt(sum(np.sum(g ** 2) for g in self.grads.values())))
+        self.grad_norm = self._grad_norm(self.grads)
+
+    @staticmethod
+    def _grad_norm(grads):
+        """The Frobenius norm of the gradient (all factors)."""
+        return float(np.sqrt(sum(np.sum(g ** 2) for g in grads.values())))
 
     @property
     def factors(self):

@@ -48,7 +48,7 @@ STEP_HINT = 0.5
 DEFAULT_DAMPING = 1e-10
 
 
-# -- options and starts, shared with the reference methods ---------------------------------------
+# -- options and starts ----------------------------------------------------------------------------
 
 class _DampedSetup:
     """Mixin over a factorized-GD setup class, shared by PrecGD and ScaledGD(lambda) in both
@@ -116,7 +116,7 @@ class RectangularScaledGDSetup(_ScaledGDSetup, AsymmetricGDSetup):
     OPTIONS = {**AsymmetricGDSetup.OPTIONS, "damping": None}
 
 
-# -- the native iteration ----------------------------------------------------------------------
+# -- the iteration (both backends) -------------------------------------------------------------
 
 class _Preconditioned:
     """Mixin over a factorized-GD model class (:class:`~.gd.SymmetricGD` or
@@ -132,8 +132,7 @@ class _Preconditioned:
         out = {}
         for k, g in self.grads.items():
             P = self.fac[self.PARTNER[k]]
-            gram = P.T @ P + lam * np.eye(P.shape[1])
-            out[k] = np.linalg.solve(gram, g.T).T       # gram is symmetric
+            out[k] = self.backend.precondition(g, P.T @ P + lam * np.eye(P.shape[1]))
         return out
 
     def step(self):

@@ -1,0 +1,62 @@
+"""The one method registry, shared by :func:`wnsense_native.solve` and
+:func:`wnsense_native.reference.solve`: method name -> ``entry(backend, symmetric, options)``,
+the method class for that backend and family. :func:`bind` gives one backend's view in the form
+the front end reads (``NATIVE_METHODS``, ``REFERENCE_METHODS``).
+
+Adding a method: its class (``backend = NATIVE``; the loop calls backend primitives through
+``self.backend``) and one line here. Adding a WN direction: :data:`.wn_rgd.WN_VARIANTS`.
+"""
+from __future__ import annotations
+
+from .column_wn import column_wn_for
+from .gd import gd_for
+from .precgd import precgd_for, scaledgd_for
+from .wn_rgd import wn_family
+
+
+def _plain(choose):
+    """An entry whose class depends on the family only."""
+    def entry(backend, symmetric, options=None):
+        return backend.specialize(choose(symmetric))
+    return entry
+
+
+def _snn(backend, symmetric, options=None):
+    return backend.snn_class()      # its forward / backward passes are the backend's
+
+
+def _wn(backend, symmetric, options=None):
+    return wn_family(backend)(symmetric, options)
+
+
+_wn.with_options = True
+_wn.selectors = ("variant", "preconditioned")
+
+# "wn" is the WN family's honest name (its default variant is WN-LBFGS, not gradient descent);
+# "wn_rgd" is the original spelling, kept
+METHODS = {
+    "wn": _wn,
+    "wn_rgd": _wn,
+    "gd": _plain(gd_for),
+    "precgd": _plain(precgd_for),
+    "scaledgd": _plain(scaledgd_for),
+    "column_wn": _plain(column_wn_for),
+    "snn": _snn,
+}
+
+
+class _Bound:
+    """``factory(symmetric[, options])``: one registry entry on one backend."""
+
+    def __init__(self, entry, backend):
+        self.entry, self.backend = entry, backend
+        self.with_options = getattr(entry, "with_options", False)
+        self.selectors = getattr(entry, "selectors", ())
+
+    def __call__(self, symmetric, options=None):
+        return self.entry(self.backend, symmetric, options)
+
+
+def bind(backend) -> dict:
+    """The registry on ``backend``: method name -> ``factory(symmetric[, options])``."""
+    return {name: _Bound(entry, backend) for name, entry in METHODS.items()}
