@@ -10,6 +10,8 @@ import numpy as np
 from ..solvers._backend import Backend
 from ..solvers.models import qf, sym, tangent_projection
 from ._operators import numpy_residual_factory
+from .snn import SNN
+from .wn_lbfgs import RectangularWNLBFGS, WNLBFGS
 
 __all__ = ["NUMPY", "NumpyBackend", "polar_retraction", "qr_retraction", "cayley_retraction",
            "retract"]
@@ -75,13 +77,6 @@ class NumpyBackend(Backend):
     def precondition(g, gram):
         return g @ np.linalg.inv(gram)
 
-    def lbfgs_classes(self):
-        from .wn_lbfgs import RectangularWNLBFGS, WNLBFGS
-        return WNLBFGS, RectangularWNLBFGS
-
-    def snn_class(self):
-        from .snn import SNN
-        return SNN
-
 
 NUMPY = NumpyBackend()
+NUMPY.classes.update(lbfgs=(WNLBFGS, RectangularWNLBFGS), snn=SNN)

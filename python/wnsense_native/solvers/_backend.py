@@ -5,8 +5,9 @@ same; a backend supplies only
 - the residual oracle ``make_residual(op, y, n_threads)`` (the operator's own pass, or numpy's),
 - the few primitives the loops call through ``self.backend``: the Stiefel tangent projection and
   retractions, the squared norm of the WN gradient, the factorized methods' preconditioner solve,
-- the classes that are backend-specific as a whole (WN-LBFGS: its geometry object; SNN: its
-  forward and backward passes), and per-class overrides where the numpy arithmetic is its own
+- the classes that are backend-specific as a whole (``classes``: WN-LBFGS, whose geometry
+  object is the backend's; the SNN, whose forward and backward passes are), and per-class
+  overrides where the numpy arithmetic is its own
   (``overrides``: class -> attributes; e.g. the column-by-column gradient of column-wise WN).
 
 :meth:`Backend.specialize` turns a method class (whose ``backend`` is :data:`NATIVE`) into the
@@ -56,6 +57,10 @@ class Backend:
     def __init__(self):
         self._classes: dict = {}
         self.overrides: dict = {}      # method class -> {attribute: value} on this backend
+        # the classes that are backend-specific as a whole: "lbfgs" -> (symmetric, rectangular)
+        # WN-LBFGS classes, "snn" -> the SNN class (filled where those classes are defined:
+        # the registry for this backend, the reference package for numpy)
+        self.classes: dict = {}
 
     def make_residual(self, op, y, n_threads):
         raise NotImplementedError
@@ -77,14 +82,6 @@ class Backend:
     @staticmethod
     def precondition(g, gram):
         """``g gram^{-1}`` for a symmetric positive definite ``gram``."""
-        raise NotImplementedError
-
-    # -- backend-specific classes ----------------------------------------------------------
-    def lbfgs_classes(self) -> tuple:
-        """(symmetric, rectangular) WN-LBFGS classes."""
-        raise NotImplementedError
-
-    def snn_class(self):
         raise NotImplementedError
 
     def specialize(self, cls):
@@ -120,14 +117,6 @@ class NativeBackend(Backend):
     @staticmethod
     def precondition(g, gram):
         return np.linalg.solve(gram, g.T).T       # gram is symmetric
-
-    def lbfgs_classes(self):
-        from .wn_lbfgs import RectangularWNLBFGS, WNLBFGS
-        return WNLBFGS, RectangularWNLBFGS
-
-    def snn_class(self):
-        from .snn import SNN
-        return SNN
 
 
 NATIVE = NativeBackend()

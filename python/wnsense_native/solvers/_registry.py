@@ -8,10 +8,18 @@ Adding a method: its class (``backend = NATIVE``; the loop calls backend primiti
 """
 from __future__ import annotations
 
+from ._backend import NATIVE
 from .column_wn import column_wn_for
 from .gd import gd_for
 from .precgd import precgd_for, scaledgd_for
-from .wn_rgd import wn_family
+from .snn import SNN
+from .wn_lbfgs import RectangularWNLBFGS, WNLBFGS
+from .wn_rgd import WNRGD
+from .wn_rgd_rect import RectangularWNRGD
+from .wn_variants import WN_VARIANTS, Direction, wn_variant
+
+# the native backend's own classes (the numpy ones: wnsense_native.reference._backend)
+NATIVE.classes.update(lbfgs=(WNLBFGS, RectangularWNLBFGS), snn=SNN)
 
 
 def _plain(choose):
@@ -22,15 +30,24 @@ def _plain(choose):
 
 
 def _snn(backend, symmetric, options=None):
-    return backend.snn_class()      # its forward / backward passes are the backend's
+    return backend.classes["snn"]      # its forward / backward passes are the backend's
+
+
+def wn_classes(backend, variant) -> tuple:
+    """The (symmetric, rectangular) classes that run a WN ``variant`` on ``backend``: the WN-RGD
+    loop for a :class:`~.wn_variants.Direction`, else the variant's own classes."""
+    entry = WN_VARIANTS[variant]
+    if isinstance(entry, type) and issubclass(entry, Direction):
+        return backend.specialize(WNRGD), backend.specialize(RectangularWNRGD)
+    return entry.classes(backend)
 
 
 def _wn(backend, symmetric, options=None):
-    return wn_family(backend)(symmetric, options)
+    return wn_classes(backend, wn_variant(options or {}))[0 if symmetric else 1]
 
 
 _wn.with_options = True
-_wn.selectors = ("variant", "preconditioned")
+_wn.selectors = ("variant", "preconditioned")   # the options that choose the class
 
 # "wn" is the WN family's honest name (its default variant is WN-LBFGS, not gradient descent);
 # "wn_rgd" is the original spelling, kept
@@ -60,3 +77,13 @@ class _Bound:
 def bind(backend) -> dict:
     """The registry on ``backend``: method name -> ``factory(symmetric[, options])``."""
     return {name: _Bound(entry, backend) for name, entry in METHODS.items()}
+
+
+def wn_rgd_factory(classes: dict):
+    """The older form of the WN family's entry: ``factory(symmetric, options)`` over an explicit
+    table ``classes`` (variant -> (symmetric class, rectangular class))."""
+    def factory(symmetric, options=None):
+        return classes[wn_variant(options or {})][0 if symmetric else 1]
+    factory.with_options = True
+    factory.selectors = _wn.selectors
+    return factory

@@ -26,119 +26,13 @@ from ._magnitude import MagnitudeStep
 from ._steps import magnitude_search
 from ._init import orthonormal_basis
 from ._backend import native_retract
+from .wn_variants import (DEFAULT_WN_VARIANT, WN_VARIANTS, Direction,  # noqa: F401
+                          RiemannianGradient, ThetaPreconditioned, wn_variant)
 
 RETRACTIONS = {"polar", "qr", "cayley"}
 
 
-# -- direction strategies ---------------------------------------------------------------------
-
-class Direction:
-    """How the WN-RGD loop turns the Euclidean gradient of a Stiefel factor into its search
-    direction. ``gradient(grad, partial)`` returns the Euclidean direction gradient ``Gt`` from
-    ``grad`` (``grad_X f``, e.g. ``S X Theta``) and ``partial`` (the same product without the
-    ``Theta`` factor, ``S X``); polar and QR move along its tangent projection, Cayley is built
-    from ``Gt``. A new direction of the WN-RGD loop is one subclass and one line of
-    :data:`WN_VARIANTS`."""
-
-    name = ""
-    label = ""
-    learns_mu = False        # mu=None selects the learned magnitude step mu="auto"
-    safeguarded = False      # fall back to the gradient where the direction ascends
-
-    @staticmethod
-    def gradient(grad, partial):
-        return grad
-
-    @staticmethod
-    def first_trial(Theta):
-        """First trial of the step-size search (a callable: evaluated only when read)."""
-        return lambda: 1.0 / np.linalg.norm(Theta, 2) ** 2
-
-    @classmethod
-    def classes(cls, backend) -> tuple:
-        """The (symmetric, rectangular) method classes that run this variant on ``backend``."""
-        from .wn_rgd_rect import RectangularWNRGD
-        return backend.specialize(WNRGD), backend.specialize(RectangularWNRGD)
-
-
-class RiemannianGradient(Direction):
-    """The paper's Algorithm 1: the Riemannian gradient ``P_X(S X Theta)``; first trial step
-    ``1/||Theta||_2^2``."""
-
-    name = "paper"
-    label = "WN-RGD, the paper's Algorithm 1"
-
-
-class ThetaPreconditioned(Direction):
-    """Direction ``P_X(S X)`` (``Theta`` dropped; project addition, not from the paper): removes a
-    factor kappa from the rate. First trial step 1, the learned magnitude step by default, and the
-    gradient this step where ``S X`` ascends (``Theta`` indefinite)."""
-
-    name = "preconditioned"
-    label = "WN-RGD, Theta-preconditioned (direction S X; project addition, not from the paper)"
-    learns_mu = True
-    safeguarded = True
-
-    @staticmethod
-    def gradient(grad, partial):
-        return partial
-
-    @staticmethod
-    def first_trial(Theta):
-        return 1.0
-
-
-class GaussNewtonLBFGS:
-    """WN-LBFGS (:mod:`.wn_lbfgs`): Riemannian L-BFGS in a Gauss-Newton metric, a method class
-    of its own on each backend (``backend.lbfgs_classes()``)."""
-
-    name = "lbfgs"
-
-    @staticmethod
-    def classes(backend) -> tuple:
-        return backend.lbfgs_classes()
-
-
-# method="wn" / "wn_rgd" variants, the one registry: the default (WN-LBFGS, this project's
-# addition), the paper's Algorithm 1, and the Theta-preconditioned alternating method (project
-# addition)
-WN_VARIANTS = {"lbfgs": GaussNewtonLBFGS, "paper": RiemannianGradient,
-               "preconditioned": ThetaPreconditioned}
-DEFAULT_WN_VARIANT = "lbfgs"
-
-
-def wn_variant(options: dict) -> str:
-    """The variant ``options`` select (the one place it is resolved): ``variant`` (default
-    ``"lbfgs"``), or ``preconditioned=True`` (the older spelling of
-    ``variant="preconditioned"``)."""
-    variant = check_choice("variant", options.get("variant", DEFAULT_WN_VARIANT), WN_VARIANTS)
-    if options.get("preconditioned", False):
-        if "variant" in options and variant != "preconditioned":
-            raise ValueError(f"preconditioned=True selects variant='preconditioned', which "
-                             f"contradicts variant={variant!r}")
-        variant = "preconditioned"
-    return variant
-
-
-def wn_rgd_factory(classes=None):
-    """The registry entry of the WN family (``method="wn"`` / ``"wn_rgd"``) on one backend:
-    ``factory(symmetric, options)`` picks the class of the variant. ``classes`` (variant ->
-    (symmetric class, rectangular class)) overrides :data:`WN_VARIANTS` (the older signature);
-    the registry binds the backend (:func:`~._registry.bind`)."""
-    from ._backend import NATIVE
-    return wn_family(NATIVE, classes)
-
-
-def wn_family(backend, classes=None):
-    def factory(symmetric, options=None):
-        variant = wn_variant(options or {})
-        pair = classes[variant] if classes else WN_VARIANTS[variant].classes(backend)
-        return pair[0 if symmetric else 1]
-    factory.with_options = True
-    factory.selectors = ("variant", "preconditioned")   # the options that choose the class
-    return factory
-
-
+# the variants and direction strategies live in .wn_variants (re-exported: their older home)
 retract = native_retract     # its older home
 
 
