@@ -17,9 +17,10 @@ model in factored form ``Z = L R^T`` (``L`` is ``d1 x k``, ``R`` is ``d2 x k``) 
 computed in a single pass over the sensing data. A dense operator accumulates each slice of its
 rows' ``A*(r)`` (the size of one measurement) inside the kernel and multiplies it by the thin
 matrices there; sparse, rank-one and matrix-free operators never form anything ``d1 x d2``.
-``_prepare(y)`` is called once per solve and its result is what the solver passes as ``y``
-(local operators use ``y`` itself; a distributed operator ships its shards once). A new
-operator kind implements ``_residual`` (or ``_forward_factored`` and ``_adjoint_products``, from
+A solve prepares its measurements once, :meth:`SensingOperator.prepare` (a typed
+:class:`PreparedMeasurements`: local operators keep ``y`` itself, observed entries permute it
+into their order, a distributed operator ships its shards once), and then makes every pass with
+:meth:`SensingOperator.thin_pass`. A new operator kind implements ``_residual`` (or ``_forward_factored`` and ``_adjoint_products``, from
 which the base class builds it), and ``_forward`` / ``_adjoint`` for the dense public maps.
 """
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ._validation import (BLOCK_ELEMENTS, as_float_array, as_matrix, as_vector, 
 
 __all__ = [
     "ResidualPass",
+    "PreparedMeasurements",
     "SensingOperator",
     "DenseSensing",
     "EntrySampling",
@@ -65,6 +67,22 @@ class ResidualPass(NamedTuple):
     sumsq: float
     AV: Optional[np.ndarray]
     AtU: Optional[np.ndarray]
+
+
+class PreparedMeasurements:
+    """Measurements ``y`` prepared once for many passes on one operator (:meth:`SensingOperator
+    .prepare`): what a solve hands to every :meth:`SensingOperator.thin_pass`. ``operator`` and
+    ``y`` (the vector in the caller's order) are public; ``state`` is the operator's own form
+    (``y`` itself for most operators; permuted into the operator's order for observed entries;
+    a key of the copies on the workers for a distributed operator)."""
+
+    __slots__ = ("operator", "y", "state")
+
+    def __init__(self, operator, y, state):
+        self.operator, self.y, self.state = operator, y, state
+
+    def __repr__(self):
+        return f"PreparedMeasurements(m={self.y.shape[0]}, operator={self.operator!r})"
 
 
 def _thin(name, a, rows):
@@ -166,7 +184,44 @@ class SensingOperator:
                              f"got {L.shape} and {R.shape}")
         return L, R
 
-    # -- solver protocol (inputs already validated by the caller) --------------------------
+    # -- the solver's pass protocol ----------------------------------------------------------
+    def prepare(self, y) -> PreparedMeasurements:
+        """``y`` (``(m,)``) prepared once for the passes of a solve (:meth:`thin_pass`)."""
+        y = as_vector("y", y, self._m)
+        return PreparedMeasurements(self, y, self._prepare(y))
+
+    def thin_pass(self, L, R, measurements=None, right=None, left=None,
+                  n_threads=0) -> ResidualPass:
+        """One pass of the thin-factor protocol as a solver makes it, many times per solve: at
+        ``Z = L R^T``, against ``measurements`` (a :class:`PreparedMeasurements` of this
+        operator, from :meth:`prepare`; None: zero measurements, ``r = A(Z)``), with the thin
+        products ``A*(r) @ right`` and ``A*(r)^T @ left`` (each optional; ``sym(A*(r))`` on a
+        symmetric operator). The arrays must be C-contiguous float64 of the right shapes (a
+        solver's own arrays: only checked, never converted; :meth:`residual` converts)."""
+        if measurements is None:
+            state = None
+        elif isinstance(measurements, PreparedMeasurements):
+            if measurements.operator is not self:
+                raise ValueError("measurements were prepared for another operator")
+            state = measurements.state
+        else:
+            raise TypeError(f"measurements must come from op.prepare(y) (or be None), got "
+                            f"{type(measurements).__name__}")
+        k = None
+        for name, a, rows in (("L", L, self._d1), ("R", R, self._d2), ("right", right, self._d2),
+                              ("left", left, self._d1)):
+            if a is None and name in ("right", "left"):
+                continue
+            if (not isinstance(a, np.ndarray) or a.dtype != np.float64 or a.ndim != 2
+                    or a.shape[0] != rows or not a.flags.c_contiguous):
+                raise ValueError(f"{name} must be a C-contiguous float64 array with {rows} rows")
+            if name in ("L", "R"):
+                if k is not None and a.shape[1] != k:
+                    raise ValueError("L and R must have the same number of columns")
+                k = a.shape[1]
+        return self._residual(L, R, state, right, left, n_threads)
+
+    # -- the protocol's implementation (inputs already validated by the caller) -------------
     def _prepare(self, y):
         """The measurements as the solver passes them to :meth:`_residual` (called once per
         solve): ``y`` itself for local operators."""

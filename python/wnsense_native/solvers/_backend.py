@@ -27,14 +27,16 @@ def _contiguous(a):
 
 def native_residual(op, y, n_threads):
     """The oracle ``fn(L, R, measured, right, left)`` of :class:`~._problem.Problem`: the
-    operator's own pass (its measurements prepared once, then one pass per call)."""
-    prepared = op._prepare(y)
+    operator's own pass (:meth:`~wnsense_native.SensingOperator.thin_pass`) against its
+    measurements, prepared once (``fn.measurements``)."""
+    prepared = op.prepare(y)
 
     def residual(L, R, measured, right, left):
-        return op._residual(np.ascontiguousarray(L), np.ascontiguousarray(R),
+        return op.thin_pass(np.ascontiguousarray(L), np.ascontiguousarray(R),
                             prepared if measured else None, _contiguous(right),
                             _contiguous(left), n_threads)
 
+    residual.measurements = prepared
     return residual
 
 

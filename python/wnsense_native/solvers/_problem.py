@@ -28,6 +28,8 @@ class Problem:
         self.loss_factor = 0.25 if self.symmetric else 0.5
         self.nfev = 0
         self._residual_fn = residual_fn
+        # the measurements as the oracle prepared them (op.prepare(y)), when it did
+        self.measurements = getattr(residual_fn, "measurements", None)
 
     def residual(self, L, R, right=None, left=None):
         self.nfev += 1
