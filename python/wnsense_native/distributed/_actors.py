@@ -137,24 +137,24 @@ class _DenseShard(_Shard):
         return (_fold_sumsq(sumsq), None if AV is None else _fold(AV)[None],
                 None if AtU is None else _fold(AtU)[None])
 
-    def residual(self, L, R, ykey, right, left, right_is_R, symmetrize, fold_first, want_r):
+    def residual(self, L, R, ykey, right, left, flags):
         s = self.spec
         L, R, right, left = _aligned(L), _aligned(R), _aligned(right), _aligned(left)
         t = time.perf_counter()
         r, sumsq, AV, AtU = _core.dense_residual_slices(
             self.data, s["d1"], s["d2"], self.packed, L, R, self._y(ykey),
-            R if right_is_R else right, left, symmetrize, self.bounds, self.n_threads)
-        if fold_first:
+            R if flags.right_is_R else right, left, flags.symmetrize, self.bounds, self.n_threads)
+        if flags.fold_first:
             sumsq, AV, AtU = self._fold_first(sumsq, AV, AtU)
         self._seconds = time.perf_counter() - t
-        return (r if want_r else None), sumsq, AV, AtU
+        return (r if flags.want_r else None), sumsq, AV, AtU
 
-    def adjoint_products(self, v, right, left, symmetrize, fold_first):
+    def adjoint_products(self, v, right, left, flags):
         s = self.spec
         v, right, left = _aligned(v), _aligned(right), _aligned(left)
         AV, AtU = _core.dense_adjoint_slices(self.data, s["d1"], s["d2"], self.packed, v, right,
-                                             left, symmetrize, self.bounds, self.n_threads)
-        if fold_first:
+                                             left, flags.symmetrize, self.bounds, self.n_threads)
+        if flags.fold_first:
             _, AV, AtU = self._fold_first((), AV, AtU)
         return AV, AtU
 
@@ -197,7 +197,7 @@ class _EntriesShard(_Shard):
     def _own(self, products):
         return [np.ascontiguousarray(P[self.lo:self.hi]) for P in products]
 
-    def residual(self, L, R, ykey, Bs, fold_first, want_r):
+    def residual(self, L, R, ykey, Bs, flags):
         t = time.perf_counter()
         L, R, Bs = _aligned(L), _aligned(R), _aligned(Bs)
         by_row = self.spec["side"] == "row"
@@ -206,9 +206,9 @@ class _EntriesShard(_Shard):
         sumsq = None
         if by_row:  # the rows' ||r||^2, in row order; the first shard starts the fold
             own = row_ss[self.lo:self.hi]
-            sumsq = _fold_sumsq(own) if fold_first else np.ascontiguousarray(own)
+            sumsq = _fold_sumsq(own) if flags.fold_first else np.ascontiguousarray(own)
         r_out = None
-        if want_r:
+        if flags.want_r:
             r_out = np.empty_like(r)
             r_out[self.order] = r
         own = self._own(row_out if by_row else col_out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from typing import NamedTuple
 
 import numpy as np
 
@@ -16,7 +17,16 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from .. import _core
 
 # Bumped when the driver <-> shard calls change: workers must run the same protocol.
-PROTOCOL = 1
+# 2: the pass options travel as one PassFlags, not as positional booleans.
+PROTOCOL = 2
+
+
+class PassFlags(NamedTuple):
+    """What a shard's pass is asked besides its arrays (one argument of the shard calls)."""
+    symmetrize: bool = False     # sym(A*(r)) products (the symmetric family)
+    fold_first: bool = False     # this shard starts the driver's fold: send its partials folded
+    want_r: bool = False         # send the residual vector back (public op.residual)
+    right_is_R: bool = False     # ``right`` is ``R`` (not sent twice)
 
 
 def _version():

@@ -7,7 +7,7 @@ import numpy as np
 from .._validation import check_int
 from ..operators import ResidualPass, _observed_entries
 from ._actors import _EntriesShard
-from ._common import _fold_sumsq
+from ._common import PassFlags, _fold_sumsq
 from ._pool import _check_workers, _ShardedOperator
 
 
@@ -122,8 +122,9 @@ class ShardedCompletion(_ShardedOperator):
         key = None if handle is None else handle.key
         row_B, col_B = self._sides(right, left)
         rows, cols = self._shards("row"), (self._shards("col") if col_B else [])
-        calls = {j: (L, R, key, row_B, j == rows[0], temporary) for j in rows}
-        calls.update({j: (L, R, key, col_B, False, False) for j in cols})
+        calls = {j: (L, R, key, row_B, PassFlags(fold_first=j == rows[0], want_r=temporary))
+                 for j in rows}
+        calls.update({j: (L, R, key, col_B, PassFlags()) for j in cols})
         out = self._call("residual", calls)
         self.traffic["passes"] += 1
         sumsq = 0.0
@@ -148,7 +149,8 @@ class ShardedCompletion(_ShardedOperator):
 
     def _forward_factored(self, L, R, n_threads=0):
         rows = self._shards("row")
-        out = self._call("residual", {j: (L, R, None, [], j == rows[0], True) for j in rows})
+        out = self._call("residual", {
+            j: (L, R, None, [], PassFlags(fold_first=j == rows[0], want_r=True)) for j in rows})
         z = np.empty(self._m)
         for j in rows:
             z[self._members[j]] = out[j][0]

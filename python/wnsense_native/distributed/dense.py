@@ -20,7 +20,7 @@ from .._validation import _check_numeric_dtype, check_int
 from ..operators import (_DTYPES, ResidualPass, _is_symmetric, _sizes, _stack_sizes,
                          _storage_key)
 from ._actors import _DenseShard
-from ._common import _fold, _fold_sumsq, _groups
+from ._common import PassFlags, _fold, _fold_sumsq, _groups
 from ._pool import _check_workers, _ShardedOperator
 
 
@@ -109,7 +109,9 @@ class ShardedDense(_ShardedOperator):
         sym = self.symmetric
         right_is_R = right is R
         calls = {j: (L, R, None if handle is None else handle.key, None if right_is_R else right,
-                     left, right_is_R, sym, j == 0, want_r) for j in range(self.n_shards)}
+                     left, PassFlags(symmetrize=sym, fold_first=j == 0, want_r=want_r,
+                                     right_is_R=right_is_R))
+                 for j in range(self.n_shards)}
         out = self._call("residual", calls)
         self.traffic["passes"] += 1
         sumsq, AV, AtU = 0.0, None, None
@@ -124,7 +126,8 @@ class ShardedDense(_ShardedOperator):
         return ResidualPass(r, sumsq, AV, AtU)
 
     def _slice_adjoint(self, v, right, left, symmetrize):
-        calls = {j: (self._y_part(j, v), right, left, symmetrize, j == 0)
+        calls = {j: (self._y_part(j, v), right, left,
+                     PassFlags(symmetrize=symmetrize, fold_first=j == 0))
                  for j in range(self.n_shards)}
         out = self._call("adjoint_products", calls)
         AV = AtU = None
@@ -140,8 +143,9 @@ class ShardedDense(_ShardedOperator):
                                    self.symmetric)
 
     def _forward_factored(self, L, R, n_threads=0):
-        out = self._call("residual", {j: (L, R, None, None, None, False, self.symmetric, False,
-                                          True) for j in range(self.n_shards)})
+        flags = PassFlags(symmetrize=self.symmetric, want_r=True)
+        out = self._call("residual", {j: (L, R, None, None, None, flags)
+                                      for j in range(self.n_shards)})
         return np.concatenate([out[j][0] for j in range(self.n_shards)])
 
     def _forward(self, Z, n_threads):
