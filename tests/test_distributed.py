@@ -529,7 +529,7 @@ def two_workers(client):
 
 
 def kill(op, j, sig=signal.SIGKILL):
-    os.kill(op._infos[j]["pid"], sig)
+    os.kill(op.pool.infos[j]["pid"], sig)
 
 
 def test_a_killed_worker_is_replaced_from_the_recipe(process_client):

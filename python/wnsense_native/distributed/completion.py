@@ -69,9 +69,9 @@ class ShardedCompletion(_ShardedOperator):
     def _restore_attributes(self, recipe):
         self.rows, self.cols = recipe["rows"], recipe["cols"]
 
-    def _data(self, j, addr):
+    def _data(self, j, addr, client):
         members = self._members[j]
-        return self._client.scatter([self.rows[members], self.cols[members]], workers=[addr],
+        return client.scatter([self.rows[members], self.cols[members]], workers=[addr],
                                     hash=False)
 
     def _y_part(self, j, y):
