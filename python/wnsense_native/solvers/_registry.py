@@ -8,6 +8,7 @@ Adding a method: its class (``backend = NATIVE``; the loop calls backend primiti
 """
 from __future__ import annotations
 
+from .._validation import check_choice
 from ._backend import NATIVE
 from .column_wn import column_wn_for
 from .gd import gd_for
@@ -49,10 +50,7 @@ def _wn(backend, symmetric, options=None):
 _wn.with_options = True
 _wn.selectors = ("variant", "preconditioned")   # the options that choose the class
 
-# "wn" is the WN family's honest name (its default variant is WN-LBFGS, not gradient descent);
-# "wn_rgd" is the original spelling, kept
 METHODS = {
-    "wn": _wn,
     "wn_rgd": _wn,
     "gd": _plain(gd_for),
     "precgd": _plain(precgd_for),
@@ -60,6 +58,18 @@ METHODS = {
     "column_wn": _plain(column_wn_for),
     "snn": _snn,
 }
+
+
+# other names of a registered method: "wn" is the WN family's honest name (its default variant
+# is WN-LBFGS, not gradient descent); "wn_rgd", the original spelling, stays the registry's key
+ALIASES = {"wn": "wn_rgd"}
+
+
+def resolve(registry: dict, method):
+    """``(name given, registry entry)`` for ``method``, a registered name or an alias; a
+    clear error for anything else."""
+    method = check_choice("method", method, [*registry, *ALIASES])
+    return method, registry[ALIASES.get(method, method)]
 
 
 class _Bound:
