@@ -273,7 +273,7 @@ def test_users_data_bad_input_names_the_argument(call, match):
 def test_dense_pass_split_over_shards_of_whole_slices_is_bit_identical(packed, dtype):
     op = wn.gaussian_sensing(9, 5001, dtype=dtype, packed=packed, rng=7)
     bounds = _core.slice_bounds(op.m)
-    assert len(bounds) - 1 == _core.reduction_slices(op.m) > 3
+    assert len(bounds) - 1 == _core.testing.reduction_slices(op.m) > 3
     L, R = factors((9, 9), 3, 8)
     y = np.random.default_rng(9).standard_normal(op.m)
     right, left = probes(op)

@@ -20,8 +20,9 @@ matrices there; sparse, rank-one and matrix-free operators never form anything `
 A solve prepares its measurements once, :meth:`SensingOperator.prepare` (a typed
 :class:`PreparedMeasurements`: local operators keep ``y`` itself, observed entries permute it
 into their order, a distributed operator ships its shards once), and then makes every pass with
-:meth:`SensingOperator.thin_pass`. A new operator kind implements ``_residual`` (or ``_forward_factored`` and ``_adjoint_products``, from
-which the base class builds it), and ``_forward`` / ``_adjoint`` for the dense public maps.
+:meth:`SensingOperator.thin_pass`. A new operator kind implements ``_residual`` (or
+``_forward_factored`` and ``_adjoint_products``, from which the base class builds it), and
+``_forward`` / ``_adjoint`` for the dense public maps.
 """
 from __future__ import annotations
 

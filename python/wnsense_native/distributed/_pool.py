@@ -95,8 +95,8 @@ class ShardPool:
     accounting, the measurements sent to the shards, and release.
 
     The operator (``owner``, held weakly) gives what depends on its kind: ``_data(j, addr,
-    client)`` (futures of the data ``actor.load`` takes, or None), ``_y_part(j, y)`` (shard ``j``'s part
-    of a measurement vector) and ``_can_rebuild()``. ``specs`` (one dict per shard) and
+    client)`` (futures of the data ``actor.load`` takes, or None), ``_y_part(j, y)`` (shard
+    ``j``'s part of a measurement vector) and ``_can_rebuild()``. ``specs`` (one dict per shard) and
     ``actor`` (the actor class) are the operator's."""
 
     def __init__(self, owner, client, workers, *, specs, actor, source, timeout, recover,

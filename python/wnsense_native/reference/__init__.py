@@ -2,9 +2,9 @@
 of :func:`wnsense_native.solve` and shares its validation, driver loop, step-size rules and
 starting points (same ``rng`` -> same start) and the same method classes, on the numpy backend
 (:mod:`._backend`): the model evaluated with plain numpy (:mod:`._operators`), the Stiefel tools
-and the other primitives written out in numpy. It is the baseline the native path is tested and benchmarked against; it makes more
-passes over dense sensing data (forward and adjoint separately) and holds float32 operators as a
-float64 copy.
+and the other primitives written out in numpy. It is the baseline the native path is tested and
+benchmarked against; it makes more passes over dense sensing data (forward and adjoint
+separately) and holds float32 operators as a float64 copy.
 """
 from __future__ import annotations
 

@@ -26,7 +26,8 @@ def solve(op, y, rank, *, method="wn_rgd", max_iter=1000, tol=1e-10, step_size=N
     rank : int
         Search rank ``r`` (width of the factors); ``r > rank(Z*)`` is the overparameterized case.
     method : {"wn", "wn_rgd", "gd", "precgd", "scaledgd", "column_wn", "snn"}
-        ``"wn"`` (or its original spelling ``"wn_rgd"``): weight-normalized Riemannian methods on ``Z = X Theta X^T``
+        ``"wn"`` (or its original spelling ``"wn_rgd"``): weight-normalized Riemannian methods
+        on ``Z = X Theta X^T``
         (rectangular operators: ``X_L Theta X_R^T``, see :mod:`.wn_rgd_rect`), by ``variant``:
         ``"lbfgs"`` (the default; this project's addition: Riemannian L-BFGS in a Gauss-Newton
         metric, options ``memory``, ``damping``, ``power_steps``, see :mod:`.wn_lbfgs`),
