@@ -1,5 +1,5 @@
 """Starting points, drawn from the caller's generator, and warm-start validation; shared by the
-native and reference solvers (through the setup classes) so that the same ``rng`` gives the same
+native and reference backends (one method class for both) so that the same ``rng`` gives the same
 start in both."""
 from __future__ import annotations
 

@@ -64,14 +64,13 @@ class Method:
 
     def step_hint(self):
         """First trial of the safeguarded step-size search (a number, or a callable evaluated
-        only when the rule reads it; None: 1). Set by each method's setup class, so that the
-        native and the reference method take the same decision."""
+        only when the rule reads it; None: 1). One per method class, so that both backends
+        take the same decision."""
         return None
 
     def extra_history(self) -> dict:
         """Per-iteration diagnostics of this method (name -> float), recorded in the history.
-        Defined on classes both backends share (e.g. the setup classes); mixins extend it
-        through ``super()``."""
+        Mixins extend it through ``super()``."""
         return {}
 
     # opt-in diagnostics (a .diagnostics.Diagnostics built from the method options

@@ -1,5 +1,5 @@
-"""Per-iteration diagnostics on request (SPEC section 4), shared by the native and the reference
-solvers.
+"""Per-iteration diagnostics on request (SPEC section 4), for both backends (the models they
+differentiate: :mod:`.models`).
 
 Ask for them with the method options ``diagnostics`` (a name or a tuple of names) and
 ``hessian_every``::

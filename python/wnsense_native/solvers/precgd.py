@@ -1,4 +1,4 @@
-"""Preconditioned factorized gradient descent (SPEC 3.2), native path: PrecGD and ScaledGD(lambda).
+"""Preconditioned factorized gradient descent (SPEC 3.2): PrecGD and ScaledGD(lambda).
 
 Both take the factorized-GD step through a damped Gram preconditioner:
 
@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_float
-from .gd import AsymmetricGD, AsymmetricGDSetup, SymmetricGD, SymmetricGDSetup, _evaluate
+from .gd import AsymmetricGD, SymmetricGD, _evaluate
 
 # first trial of the Armijo rule: both factors move, so the full Gauss-Newton step is halved
 STEP_HINT = 0.5
@@ -48,13 +48,15 @@ STEP_HINT = 0.5
 DEFAULT_DAMPING = 1e-10
 
 
-# -- options and starts ----------------------------------------------------------------------------
+class _Damped:
+    """Mixin over a factorized-GD class (:class:`~.gd.SymmetricGD` or
+    :class:`~.gd.AsymmetricGD`), shared by PrecGD and ScaledGD(lambda): each factor's gradient is
+    right-multiplied by ``(P^T P + lambda I)^{-1}``, ``P`` its partner in the model (``Y`` for
+    ``Y``; ``V`` for ``U``; ``U`` for ``V``); the first trial step :data:`STEP_HINT`; the history
+    entry ``damping`` (the ``lambda`` of the next step, after the model's own entries).
+    Subclasses give :meth:`damping`."""
 
-class _DampedSetup:
-    """Mixin over a factorized-GD setup class, shared by PrecGD and ScaledGD(lambda) in both
-    backends: the first trial step :data:`STEP_HINT`, and the history entry ``damping`` (the
-    ``lambda`` of the next step, after the model's own entries). Subclasses give
-    :meth:`damping`."""
+    PARTNER = {"Y": "Y", "U": "V", "V": "U"}
 
     def damping(self) -> float:
         raise NotImplementedError
@@ -64,67 +66,6 @@ class _DampedSetup:
 
     def extra_history(self):
         return {**super().extra_history(), "damping": float(self.damping())}
-
-
-class _PrecGDSetup(_DampedSetup):
-    """Validates ``damping_scale`` (then the model's own options and start);
-    ``lambda_t = damping_scale * sqrt(f(Y_t))``."""
-
-    name = "precgd"
-
-    def _setup(self, problem, rank, gen, init, *, damping_scale, **options):
-        self.damping_scale = check_float("damping_scale", damping_scale, minimum=0.0,
-                                         strict_minimum=True)
-        return super()._setup(problem, rank, gen, init, **options)
-
-    def damping(self):
-        return self.damping_scale * float(np.sqrt(self.loss))
-
-
-class _ScaledGDSetup(_DampedSetup):
-    """``damping`` -> the fixed ``lambda = self.lam`` (default :func:`default_damping`)."""
-
-    name = "scaledgd"
-
-    def _setup(self, problem, rank, gen, init, *, damping, **options):
-        self.lam = default_damping(problem) if damping is None else check_float(
-            "damping", damping, minimum=0.0, strict_minimum=True)
-        return super()._setup(problem, rank, gen, init, **options)
-
-    def damping(self):
-        return self.lam
-
-
-def default_damping(problem) -> float:
-    """ScaledGD(lambda)'s default ``lambda = 1e-10 ||y||`` (``1e-10`` when ``y = 0``)."""
-    return DEFAULT_DAMPING * (problem.y_norm if problem.y_norm > 0 else 1.0)
-
-
-class SymmetricPrecGDSetup(_PrecGDSetup, SymmetricGDSetup):
-    OPTIONS = {**SymmetricGDSetup.OPTIONS, "damping_scale": 1.0}
-
-
-class RectangularPrecGDSetup(_PrecGDSetup, AsymmetricGDSetup):
-    OPTIONS = {**AsymmetricGDSetup.OPTIONS, "damping_scale": 1.0}
-
-
-class SymmetricScaledGDSetup(_ScaledGDSetup, SymmetricGDSetup):
-    OPTIONS = {**SymmetricGDSetup.OPTIONS, "damping": None}
-
-
-class RectangularScaledGDSetup(_ScaledGDSetup, AsymmetricGDSetup):
-    OPTIONS = {**AsymmetricGDSetup.OPTIONS, "damping": None}
-
-
-# -- the iteration (both backends) -------------------------------------------------------------
-
-class _Preconditioned:
-    """Mixin over a factorized-GD model class (:class:`~.gd.SymmetricGD` or
-    :class:`~.gd.AsymmetricGD`): each factor's gradient is right-multiplied by
-    ``(P^T P + lambda I)^{-1}``, ``P`` its partner in the model (``Y`` for ``Y``; ``V`` for ``U``;
-    ``U`` for ``V``). The setup classes choose ``lambda`` (:meth:`_DampedSetup.damping`)."""
-
-    PARTNER = {"Y": "Y", "U": "V", "V": "U"}
 
     def directions(self) -> dict:
         """``grad_F (P^T P + lambda I)^{-1}`` for every factor ``F``."""
@@ -149,20 +90,67 @@ class _Preconditioned:
         return ok
 
 
-class SymmetricPrecGD(_Preconditioned, SymmetricPrecGDSetup, SymmetricGD):
+class _PrecGD(_Damped):
+    """Validates ``damping_scale`` (then the model's own options and start);
+    ``lambda_t = damping_scale * sqrt(f(Y_t))``."""
+
+    name = "precgd"
+
+    def _setup(self, problem, rank, gen, init, *, damping_scale, **options):
+        self.damping_scale = check_float("damping_scale", damping_scale, minimum=0.0,
+                                         strict_minimum=True)
+        return super()._setup(problem, rank, gen, init, **options)
+
+    def damping(self):
+        return self.damping_scale * float(np.sqrt(self.loss))
+
+
+class _ScaledGD(_Damped):
+    """``damping`` -> the fixed ``lambda = self.lam`` (default :func:`default_damping`)."""
+
+    name = "scaledgd"
+
+    def _setup(self, problem, rank, gen, init, *, damping, **options):
+        self.lam = default_damping(problem) if damping is None else check_float(
+            "damping", damping, minimum=0.0, strict_minimum=True)
+        return super()._setup(problem, rank, gen, init, **options)
+
+    def damping(self):
+        return self.lam
+
+
+def default_damping(problem) -> float:
+    """ScaledGD(lambda)'s default ``lambda = 1e-10 ||y||`` (``1e-10`` when ``y = 0``)."""
+    return DEFAULT_DAMPING * (problem.y_norm if problem.y_norm > 0 else 1.0)
+
+
+class SymmetricPrecGD(_PrecGD, SymmetricGD):
     """PrecGD on ``Z = Y Y^T``. Options ``init_scale``, ``damping_scale``."""
 
+    OPTIONS = {**SymmetricGD.OPTIONS, "damping_scale": 1.0}
 
-class RectangularPrecGD(_Preconditioned, RectangularPrecGDSetup, AsymmetricGD):
+
+class RectangularPrecGD(_PrecGD, AsymmetricGD):
     """PrecGD on ``Z = U V^T``. Options ``init_scale``, ``imbalanced``, ``damping_scale``."""
 
+    OPTIONS = {**AsymmetricGD.OPTIONS, "damping_scale": 1.0}
 
-class SymmetricScaledGD(_Preconditioned, SymmetricScaledGDSetup, SymmetricGD):
+
+class SymmetricScaledGD(_ScaledGD, SymmetricGD):
     """ScaledGD(lambda) on ``Z = Y Y^T``. Options ``init_scale``, ``damping``."""
 
+    OPTIONS = {**SymmetricGD.OPTIONS, "damping": None}
 
-class RectangularScaledGD(_Preconditioned, RectangularScaledGDSetup, AsymmetricGD):
+
+class RectangularScaledGD(_ScaledGD, AsymmetricGD):
     """ScaledGD(lambda) on ``Z = U V^T``. Options ``init_scale``, ``imbalanced``, ``damping``."""
+
+    OPTIONS = {**AsymmetricGD.OPTIONS, "damping": None}
+
+
+# the older names (when options and iteration were separate classes)
+SymmetricPrecGDSetup, RectangularPrecGDSetup = SymmetricPrecGD, RectangularPrecGD
+SymmetricScaledGDSetup, RectangularScaledGDSetup = SymmetricScaledGD, RectangularScaledGD
 
 
 def precgd_for(symmetric: bool):

@@ -1,5 +1,5 @@
 """WN-RGD: generalized weight normalization + Riemannian gradient descent (Wei, Zhang, Li, He,
-ICLR 2026, Algorithm 1), native path. Read against SPEC section 3.1:
+ICLR 2026, Algorithm 1), on both backends. Read against SPEC section 3.1:
 
     Z = X Theta X^T,  X on St(d, r),  Theta symmetric r x r
     S = sym(A*(A(Z) - y)),  f = 1/4 ||A(Z) - y||^2
@@ -36,9 +36,9 @@ RETRACTIONS = {"polar", "qr", "cayley"}
 retract = native_retract     # its older home
 
 
-class WNRGDSetup(Method):
+class WNRGD(Method):
     """Options, start and iteration of symmetric WN-RGD on both backends (and, through
-    :class:`~.wn_rgd_rect.RectangularWNRGDSetup`, of the rectangular one). The search direction
+    :class:`~.wn_rgd_rect.RectangularWNRGD`, of the rectangular one). The search direction
     of the Stiefel factors is a :class:`Direction` chosen by ``variant``.
 
     Options: ``variant`` ("paper" or "preconditioned": :data:`WN_VARIANTS`),
@@ -47,7 +47,7 @@ class WNRGDSetup(Method):
     (initial magnitude scalar multiple of I, default 0), and the shared ``diagnostics`` /
     ``hessian_every`` (:mod:`.diagnostics`).
 
-    Start: each Stiefel factor of the model (``stiefel`` of :func:`~.diagnostics.model_for`)
+    Start: each Stiefel factor of the model (``stiefel`` of :func:`~.models.model_for`)
     uniform on its manifold (drawn in that order), ``Theta_0 = theta0 I`` (0 by default): not a
     small init. A warm start's Stiefel factors must have orthonormal columns; its factors the
     model keeps symmetric (``symmetric_factors``: the symmetric ``Theta``) are symmetrized.
@@ -192,6 +192,4 @@ class WNRGDSetup(Method):
         self.grad_norm = float(np.sqrt(sqnorm(self.G) + sqnorm(grad_theta)))
 
 
-class WNRGD(WNRGDSetup):
-    """Symmetric WN-RGD: options, start and iteration: :class:`WNRGDSetup`; the backend's
-    primitives through ``backend``."""
+WNRGDSetup = WNRGD     # the older name

@@ -1,4 +1,4 @@
-"""WN-RGD for rectangular targets, native path. This is a project addition, not from the paper
+"""WN-RGD for rectangular targets, on both backends. This is a project addition, not from the paper
 (which treats the symmetric model only); it follows the recipe of SPEC 3.1 on both sides:
 
     Z = X_L Theta X_R^T,  X_L on St(d1, r),  X_R on St(d2, r),  Theta a general r x r matrix
@@ -31,14 +31,14 @@ import numpy as np
 
 from ._init import orthonormal_basis
 from ._steps import magnitude_search
-from .wn_rgd import WNRGDSetup
+from .wn_rgd import WNRGD
 
 
-class RectangularWNRGDSetup(WNRGDSetup):
-    """Options and start of rectangular WN-RGD, shared by the native and the reference method:
-    those of :class:`~.wn_rgd.WNRGDSetup` with ``mu = 1`` by default, Stiefel factors ``X_L``
-    then ``X_R``, and a general (not symmetrized) ``Theta`` (the model
-    :class:`~.diagnostics.RectangularWeightNormalized`)."""
+class RectangularWNRGD(WNRGD):
+    """Rectangular WN-RGD on ``Z = X_L Theta X_R^T`` (project addition, see the module
+    docstring), both backends: the options of :class:`~.wn_rgd.WNRGD` with ``mu = 1`` by
+    default, Stiefel factors ``X_L`` then ``X_R``, and a general (not symmetrized) ``Theta``
+    (the model :class:`~.models.RectangularWeightNormalized`)."""
 
     default_mu = 1.0
 
@@ -129,6 +129,4 @@ class RectangularWNRGDSetup(WNRGDSetup):
         return ok
 
 
-class RectangularWNRGD(RectangularWNRGDSetup):
-    """Rectangular WN-RGD on ``Z = X_L Theta X_R^T`` (project addition, see the module
-    docstring). Options: ``variant``, ``retraction``, ``mu`` (1.0), ``theta0``."""
+RectangularWNRGDSetup = RectangularWNRGD     # the older name
