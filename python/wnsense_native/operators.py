@@ -86,6 +86,12 @@ class PreparedMeasurements:
         return f"PreparedMeasurements(m={self.y.shape[0]}, operator={self.operator!r})"
 
 
+def _thin_ok(a, rows) -> bool:
+    """``a`` is a 2-D C-contiguous float64 ndarray with ``rows`` rows (checked, not converted)."""
+    return (type(a) is np.ndarray and a.ndim == 2 and a.shape[0] == rows
+            and a.dtype == np.float64 and a.flags.c_contiguous)
+
+
 def _thin(name, a, rows):
     """A validated thin matrix with ``rows`` rows, or None."""
     if a is None:
@@ -208,18 +214,16 @@ class SensingOperator:
         else:
             raise TypeError(f"measurements must come from op.prepare(y) (or be None), got "
                             f"{type(measurements).__name__}")
-        k = None
-        for name, a, rows in (("L", L, self._d1), ("R", R, self._d2), ("right", right, self._d2),
-                              ("left", left, self._d1)):
-            if a is None and name in ("right", "left"):
-                continue
-            if (not isinstance(a, np.ndarray) or a.dtype != np.float64 or a.ndim != 2
-                    or a.shape[0] != rows or not a.flags.c_contiguous):
-                raise ValueError(f"{name} must be a C-contiguous float64 array with {rows} rows")
-            if name in ("L", "R"):
-                if k is not None and a.shape[1] != k:
-                    raise ValueError("L and R must have the same number of columns")
-                k = a.shape[1]
+        d1, d2 = self._d1, self._d2
+        if not (_thin_ok(L, d1) and _thin_ok(R, d2) and L.shape[1] == R.shape[1]
+                and (right is None or _thin_ok(right, d2))
+                and (left is None or _thin_ok(left, d1))):
+            for name, a, rows in (("L", L, d1), ("R", R, d2), ("right", right, d2),
+                                  ("left", left, d1)):
+                if a is not None and not _thin_ok(a, rows):
+                    raise ValueError(f"{name} must be a C-contiguous float64 array with {rows} "
+                                     "rows")
+            raise ValueError("L and R must have the same number of columns")
         return self._residual(L, R, state, right, left, n_threads)
 
     # -- the protocol's implementation (inputs already validated by the caller) -------------
