@@ -17,23 +17,21 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_choice, check_float
-from ._init import stiefel_start, user_factors
-from .diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics
-from .models import model_for
+from ._backend import native_retract
+from ._init import orthonormal_basis, stiefel_start, user_factors
+from ._magnitude import MagnitudeStep
 from ._method import Method
 from ._problem import sym
-from ._magnitude import MagnitudeStep
 from ._steps import magnitude_search
-from ._init import orthonormal_basis
-from ._backend import native_retract
+from .diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics
+from .models import model_for
+# the variants and their direction strategies live in .wn_variants (re-exported: their older
+# home); so does the native retraction (in ._backend)
 from .wn_variants import (DEFAULT_WN_VARIANT, WN_VARIANTS, Direction,  # noqa: F401
                           RiemannianGradient, ThetaPreconditioned, wn_variant)
 
 RETRACTIONS = {"polar", "qr", "cayley"}
-
-
-# the variants and direction strategies live in .wn_variants (re-exported: their older home)
-retract = native_retract     # its older home
+retract = native_retract
 
 
 class WNRGD(Method):
