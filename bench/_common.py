@@ -45,7 +45,7 @@ def read_bandwidth(nbytes=800_000_000, n_threads=None, repeat=7):
     """Read bandwidth in bytes/s of a float64 array of ``nbytes`` (4 streams per thread)."""
     x = np.ones(nbytes // 8)
     nt = 0 if n_threads is None else n_threads
-    return x.nbytes / best_time(lambda: _core.stream_read_sum(x, nt), repeat)
+    return x.nbytes / best_time(lambda: _core.testing.stream_read_sum(x, nt), repeat)
 
 
 def table(rows, headers):

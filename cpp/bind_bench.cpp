@@ -1,4 +1,4 @@
-// Measurement helpers for bench/: a memory read-bandwidth probe that gives the roofline the
+// Measurement helpers for bench/ (in _core.testing): a memory read-bandwidth probe that gives the roofline the
 // streaming kernels are compared with. Not used by the solvers.
 #include <vector>
 
@@ -47,7 +47,7 @@ double stream_read_sum(const double* x, Index n, int n_threads) {
 }  // namespace
 
 void bind_bench(py::module_& m) {
-  m.def(
+  testing_submodule(m).def(
       "stream_read_sum",
       [](const py::array_t<double, py::array::c_style>& x, int n_threads) {
         const Index n = x.size();

@@ -253,7 +253,7 @@ void bind_sensing(py::module_& m) {
         "Fill a preallocated block with rows [row_offset, row_offset + len) of a seeded\n"
         "Gaussian ensemble of m_total rows (0: the block's own length).");
   m.def("kernel_isa", &dense_kernel_isa, "Instruction set of the streaming kernels in use.");
-  m.def("reduction_slices", &reduction_slices, py::arg("m"));
+  testing_submodule(m).def("reduction_slices", &reduction_slices, py::arg("m"));
 }
 
 }  // namespace wnsense

@@ -29,7 +29,8 @@ void bind_spectral(py::module_& m) {
       },
       py::arg("Q").noconvert(),
       "SVD Q = P diag(s) R^T of a square matrix (s non-increasing): returns (P, s, R).");
-  m.def(
+  py::module_ t = testing_submodule(m);  // the activation alone: its tests only
+  t.def(
       "spectral_activation",
       [](MatrixArg Q) {
         check_square(Q, "Q");
@@ -37,7 +38,7 @@ void bind_spectral(py::module_& m) {
         return spectral_apply(spectral_svd(Q));
       },
       py::arg("Q").noconvert(), "Gamma(Q) = P tanh(Sigma) R^T for the SVD Q = P Sigma R^T.");
-  m.def(
+  t.def(
       "spectral_activation_backward",
       [](MatrixArg Q, MatrixArg G) {
         check_square(Q, "Q");

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "bindings.hpp"
+#include "identity_sensing.hpp"
 #include "structured_sensing.hpp"
 
 namespace wnsense {
@@ -216,11 +217,9 @@ py::tuple rank_one_residual_py(MatrixArg A, double scale, MatrixArg L, MatrixArg
                         matrix_or_none(pr.left.present, std::move(AtU)));
 }
 
-// The population operator A = Id (y = vec(Z*)): r = vec(L R^T - Y), the thin products of G = L R^T
-// - Y (symmetrized in the symmetric family). Its data, y, is itself d1 x d2; one native call
-// instead of a dozen small numpy ones (the population problems are where the loop overhead shows).
-py::tuple identity_residual(MatrixArg L, MatrixArg R, const py::object& y_, const py::object& right,
-                            const py::object& left, bool symmetric) {
+// The population operator's pass (the kernel: identity_sensing.cpp).
+py::tuple identity_residual_py(MatrixArg L, MatrixArg R, const py::object& y_,
+                               const py::object& right, const py::object& left, bool symmetric) {
   const Index d1 = L.rows(), d2 = R.rows();
   require(R.cols() == L.cols(), "L and R must have the same number of columns");
   require(!symmetric || d1 == d2, "the symmetric family needs d1 == d2");
@@ -232,20 +231,7 @@ py::tuple identity_residual(MatrixArg L, MatrixArg R, const py::object& y_, cons
   double sumsq;
   {
     py::gil_scoped_release release;
-    Eigen::Map<RowMatrixXd> G(r.mutable_data(), d1, d2);
-    G.noalias() = L * R.transpose();
-    if (y.present) G -= Eigen::Map<const RowMatrixXd>(y.get().data(), d1, d2);
-    sumsq = G.squaredNorm();
-    if (pr.req.any()) {
-      RowMatrixXd S = symmetric ? RowMatrixXd(0.5 * (G + G.transpose())) : RowMatrixXd(G);
-      if (pr.req.right) AV.noalias() = S * (*pr.req.right);
-      if (pr.req.left) {
-        if (symmetric)
-          AtU.noalias() = S * (*pr.req.left);
-        else
-          AtU.noalias() = S.transpose() * (*pr.req.left);
-      }
-    }
+    sumsq = identity_residual(L, R, y.data_or_null(), r.mutable_data(), pr.req, &AV, &AtU);
   }
   return py::make_tuple(r, sumsq, matrix_or_none(pr.right.present, std::move(AV)),
                         matrix_or_none(pr.left.present, std::move(AtU)));
@@ -306,7 +292,7 @@ void bind_structured(py::module_& m) {
         py::arg("L").noconvert(), py::arg("R").noconvert(), py::arg("y"), py::arg("right"),
         py::arg("left"), py::arg("n_threads") = 0,
         "(r, ||r||^2, S @ right or None, S @ left or None) for M_i = scale a_i a_i^T, Z = L R^T.");
-  m.def("identity_residual", &identity_residual, py::arg("L").noconvert(),
+  m.def("identity_residual", &identity_residual_py, py::arg("L").noconvert(),
         py::arg("R").noconvert(), py::arg("y"), py::arg("right"), py::arg("left"),
         py::arg("symmetric"), "The population operator's pass (A = Id, y = vec(Z*)).");
   m.def("rank_one_adjoint", &rank_one_adjoint_py, py::arg("A").noconvert(), py::arg("scale"),

@@ -85,6 +85,11 @@ inline py::object matrix_or_none(bool present, RowMatrixXd&& M) {
   return py::array_t<double>(py::cast(std::move(M)));
 }
 
+// _core.testing: what only the tests and benchmarks call (the library never does).
+inline py::module_ testing_submodule(py::module_& m) {
+  return m.def_submodule("testing", "Exports for the tests and benchmarks only.");
+}
+
 void bind_sensing(py::module_& m);
 void bind_structured(py::module_& m);
 void bind_wn(py::module_& m);

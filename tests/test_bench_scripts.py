@@ -116,3 +116,25 @@ def test_bench_completion_scale_small():
     assert held_out and float(held_out.group(1)) < 1e-4, out
     assert "the paper's Algorithm 1, learned magnitude step" in out, out
     positive_ratios(out, 2)
+
+
+def test_check_bit_identity_compares_bit_for_bit():
+    """The bit-identity check itself (structure only: two runs of one recorded solve agree, a
+    flipped last bit or a missing array is reported)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("check_bit_identity",
+                                                  BENCH / "check_bit_identity.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    import numpy as np
+    import wnsense_native as wn
+    op, Z = mod._families()["dense_rect"]
+    a, b = {}, {}
+    for out in (a, b):
+        mod._run(wn.solve, op, Z, "wn_rgd", {"variant": "paper"}, "k", out)
+    assert a and mod.compare(a, b) == []
+    key = "k|factor|X_L"
+    b[key] = np.nextafter(b[key], np.inf)
+    del b["k|counts"]
+    assert mod.compare(a, b) == ["missing: k|counts", f"differs: {key}"]

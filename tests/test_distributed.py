@@ -288,6 +288,27 @@ def test_completion_bytes_per_pass(dask_client):
 # ------------------------------------------------------------------------------------------------
 # lifetime, pickling
 
+def test_a_pass_after_the_client_closed_is_a_clear_error():
+    """Closing the client under a live operator: its next pass says so (it raised KeyError
+    'workers' from deep inside the rebuild), and op.close() still works."""
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                       **LOOPBACK)
+    client = distributed.Client(cluster, set_as_default=False)
+    try:
+        op = wnd.gaussian_sensing(5, 600, client=client, rng=0)
+        L = np.ones((5, 2))
+        client.close()
+        with pytest.raises(RuntimeError, match="Client is closed"):
+            op.residual(L, L, np.zeros(600))
+        with pytest.raises(RuntimeError, match="Client is closed"):
+            op.forward(np.eye(5))
+        op.close()
+        assert op.closed
+    finally:
+        client.close()
+        cluster.close()
+
+
 def test_close_releases_the_shards(dask_client):
     base = n_actors(dask_client)
     op = wnd.gaussian_sensing(6, 800, client=dask_client, rng=0, shards=2)
@@ -439,10 +460,10 @@ def test_version_mismatch_is_refused_and_isa_mismatch_warns(dask_client, monkeyp
                 return env
             return {**env, **changes}
         return fake
-    monkeypatch.setattr(wnd, "environment", as_worker(version="0.0.1"))
+    monkeypatch.setattr(wnd._pool, "environment", as_worker(version="0.0.1"))
     with pytest.raises(RuntimeError, match="install the same version on every worker"):
         wnd.gaussian_sensing(5, 600, client=dask_client, rng=0)
-    monkeypatch.setattr(wnd, "environment", as_worker(kernel_isa="other"))
+    monkeypatch.setattr(wnd._pool, "environment", as_worker(kernel_isa="other"))
     with pytest.warns(RuntimeWarning, match="no longer bit-identical"):
         wnd.gaussian_sensing(5, 600, client=dask_client, rng=0).close()
 
@@ -508,7 +529,7 @@ def two_workers(client):
 
 
 def kill(op, j, sig=signal.SIGKILL):
-    os.kill(op._infos[j]["pid"], sig)
+    os.kill(op.pool.infos[j]["pid"], sig)
 
 
 def test_a_killed_worker_is_replaced_from_the_recipe(process_client):

@@ -342,7 +342,7 @@ M_BIG = 3000
     (9, None, "float64", False), (9, None, "float64", True), (9, None, "float32", False),
     (9, None, "float32", True), (5, 9, "float64", False), (5, 9, "float32", False)])
 def test_same_seed_same_operator_any_thread_count(d, d2, dtype, packed):
-    assert _core.reduction_slices(M_BIG) > 2  # several reduction slices are really in use
+    assert _core.testing.reduction_slices(M_BIG) > 2  # several reduction slices are really in use
     ops = [wn.gaussian_sensing(d, M_BIG, d2=d2, dtype=dtype, packed=packed, rng=21, n_threads=t)
            for t in (1, 2, None)]
     for op in ops[1:]:

@@ -150,10 +150,9 @@ def test_reference_never_calls_native_core(monkeypatch):
             raise AssertionError(f"the reference called _core.{name}")
 
     import wnsense_native.operators as ops_mod
+    import wnsense_native.solvers._backend as nat_backend
     import wnsense_native.solvers.wn_lbfgs as nat_lbfgs
-    import wnsense_native.solvers.wn_rgd as nat_wn
-    import wnsense_native.solvers.wn_rgd_rect as nat_wn_rect
-    for mod in (ops_mod, nat_wn, nat_wn_rect, nat_lbfgs):
+    for mod in (ops_mod, nat_backend, nat_lbfgs):
         monkeypatch.setattr(mod, "_core", NoCore())
     # the native WN-LBFGS holds its kernels in NativeGeometry (bound at import): those too
 

@@ -53,7 +53,7 @@ PARALLEL_WORK = 1 << 15  # team_size's threshold (stored numbers per pass)
 
 def _uses_parallel_path(op) -> bool:
     stored = op.data.shape[1] if isinstance(op, wn.DenseSensing) else op.shape[1] * op.shape[2]
-    return _core.reduction_slices(op.m) >= 2 and op.m * stored >= PARALLEL_WORK
+    return _core.testing.reduction_slices(op.m) >= 2 and op.m * stored >= PARALLEL_WORK
 
 
 @pytest.fixture(scope="module")

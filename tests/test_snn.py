@@ -89,7 +89,8 @@ def seed_setting(seed=0, d=10, rank=6, m=75, noise=0.01):
 @pytest.mark.parametrize("case", list(gamma_cases()))
 def test_gamma_forward_matches_numpy(case):
     Q = gamma_cases()[case]
-    np.testing.assert_allclose(_core.spectral_activation(Q), np_gamma(Q), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(_core.testing.spectral_activation(Q), np_gamma(Q), rtol=0,
+                               atol=1e-14)
     P, s, R = _core.spectral_svd(Q)
     np.testing.assert_allclose((P * s) @ R.T, Q, rtol=0, atol=1e-13 * max(1, np.abs(Q).max()))
     assert np.all(np.diff(s) <= 0) and np.all(s >= 0)
@@ -99,7 +100,7 @@ def test_gamma_forward_matches_numpy(case):
 def test_gamma_backward_matches_finite_differences(case):
     Q = gamma_cases()[case]
     G = np.random.default_rng(5).standard_normal(Q.shape)
-    analytic = _core.spectral_activation_backward(Q, G)
+    analytic = _core.testing.spectral_activation_backward(Q, G)
     h = 1e-5
     fd = fd_matrix_gradient(lambda Z: np.sum(G * np_gamma(Z)), Q, h)
     assert np.linalg.norm(analytic - fd) <= 1e-7 * np.linalg.norm(fd), case
@@ -111,15 +112,15 @@ def test_gamma_backward_matches_finite_differences(case):
 def test_gamma_backward_of_symmetric_gradient_at_symmetric_point_is_symmetric():
     g = np.random.default_rng(2)
     Q, G = sym(g.standard_normal((7, 7))), sym(g.standard_normal((7, 7)))
-    dQ = _core.spectral_activation_backward(Q, G)
+    dQ = _core.testing.spectral_activation_backward(Q, G)
     assert np.abs(dQ - dQ.T).max() < 1e-13
 
 
 def test_gamma_non_finite_input_gives_nan_not_a_hang():
     Q = np.eye(4)
     Q[1, 2] = np.nan
-    assert np.isnan(_core.spectral_activation(Q)).all()
-    assert np.isnan(_core.spectral_activation_backward(Q, np.ones((4, 4)))).all()
+    assert np.isnan(_core.testing.spectral_activation(Q)).all()
+    assert np.isnan(_core.testing.spectral_activation_backward(Q, np.ones((4, 4)))).all()
 
 
 # -- the network gradient ---------------------------------------------------------------------
@@ -326,11 +327,11 @@ def test_bad_input():
                  init={**good, "U": np.full((2, 10, 10), np.nan)})
     # native entry points: checked before any memory is touched
     with pytest.raises(ValueError, match="square"):
-        _core.spectral_activation(np.ones((3, 4)))
+        _core.testing.spectral_activation(np.ones((3, 4)))
     with pytest.raises(ValueError, match="G must have shape"):
-        _core.spectral_activation_backward(np.eye(3), np.ones((3, 4)))
+        _core.testing.spectral_activation_backward(np.eye(3), np.ones((3, 4)))
     with pytest.raises(TypeError):
-        _core.spectral_activation(np.eye(3, dtype=np.float32))
+        _core.testing.spectral_activation(np.eye(3, dtype=np.float32))
     U = np.ones((20, 10))
     with pytest.raises(ValueError, match="V must have the shape"):
         _core.snn_forward(U, np.ones((10, 10)), [np.ones((2, 1))])

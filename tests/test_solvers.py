@@ -110,7 +110,7 @@ def test_symmetric_gd_gradient(opname, backend):
     grad = S @ Y
     np.testing.assert_allclose(central_fd(f, Y), grad, atol=1e-7 * np.linalg.norm(grad))
     meth = make_method(backend, op, y, 3, "gd", {"Y": Y})
-    got = meth.grads["Y"] if backend == "native" else meth.grad
+    got = meth.grads["Y"]      # one method class on both backends
     np.testing.assert_allclose(got, grad, atol=1e-12 * np.linalg.norm(grad))
     res = SOLVERS[backend](op, y, 3, method="gd", init={"Y": Y}, max_iter=0)
     assert res.history["grad_norm"][0] == pytest.approx(np.linalg.norm(grad), rel=1e-10)
@@ -140,8 +140,7 @@ def test_asymmetric_gd_gradients(opname, backend):
     np.testing.assert_allclose(central_fd(lambda P: f(P, V), U), gU, atol=1e-7 * scale)
     np.testing.assert_allclose(central_fd(lambda P: f(U, P), V), gV, atol=1e-7 * scale)
     meth = make_method(backend, op, y, 3, "gd", {"U": U, "V": V})
-    got = (meth.grads["U"], meth.grads["V"]) if backend == "native" else (meth.grad_U,
-                                                                           meth.grad_V)
+    got = (meth.grads["U"], meth.grads["V"])      # one method class on both backends
     np.testing.assert_allclose(got[0], gU, atol=1e-12 * scale)
     np.testing.assert_allclose(got[1], gV, atol=1e-12 * scale)
     res = SOLVERS[backend](op, y, 3, method="gd", init={"U": U, "V": V}, max_iter=0)
@@ -683,3 +682,55 @@ def test_default_rule_safeguards_the_magnitude_step(solve):
                 variant="preconditioned")
     assert res.stop_reason in ("max_iter", "step_failed") and np.isfinite(res.x).all()
     assert np.all(np.diff(res.history["loss"][1:]) <= 0)
+
+
+# -- the registry: one for both backends; "wn" is the WN family's name; variants as pieces -------
+
+@pytest.mark.parametrize("backend", ["native", "reference"])
+def test_wn_is_the_honest_name_of_wn_rgd(backend):
+    """``method="wn"`` runs exactly what ``"wn_rgd"`` runs (default variant, and the observed-
+    entries default), bit for bit; ``res.method`` is the name given."""
+    solve = wn.solve if backend == "native" else wn.reference.solve
+    Zs = wn.low_rank_target(10, 2, rng=0)
+    for op in (wn.gaussian_sensing(10, 200, rng=1), wn.entry_sampling(10, 70, rng=2)):
+        y = op.forward(Zs)
+        a = solve(op, y, 3, method="wn", max_iter=15, rng=3)
+        b = solve(op, y, 3, method="wn_rgd", max_iter=15, rng=3)
+        assert a.method == "wn" and b.method == "wn_rgd"
+        assert a.variant == b.variant
+        for k in b.factors:
+            np.testing.assert_array_equal(a.factors[k], b.factors[k])
+    with pytest.raises(ValueError, match="method must be one of"):
+        solve(op, y, 3, method="WN")
+
+
+def test_one_registry_serves_both_backends():
+    from wnsense_native import reference
+    from wnsense_native.solvers import NATIVE_METHODS
+    from wnsense_native.solvers._registry import METHODS
+    assert set(NATIVE_METHODS) == set(reference.REFERENCE_METHODS) == set(METHODS)
+    for name in ("gd", "precgd", "scaledgd"):
+        for symmetric in (True, False):
+            nat, ref = NATIVE_METHODS[name](symmetric), reference.REFERENCE_METHODS[name](symmetric)
+            # the reference class is the native class on the numpy backend: one loop
+            assert issubclass(ref, nat) and ref.step is nat.step
+            assert nat.backend.name == "native" and ref.backend.name == "reference"
+
+
+def test_a_new_wn_direction_is_one_class_and_one_registry_line(monkeypatch, sym_gaussian):
+    """A direction strategy registered in WN_VARIANTS runs in the WN-RGD loop on both backends:
+    here the paper's direction under another name gives the paper's iterates."""
+    from wnsense_native.solvers import wn_variants
+
+    class SameAsPaper(wn_variants.RiemannianGradient):
+        name = "same_as_paper"
+        label = "WN-RGD, a renamed paper direction"
+
+    monkeypatch.setitem(wn_variants.WN_VARIANTS, "same_as_paper", SameAsPaper)
+    op, y, _ = sym_gaussian
+    for solve in (wn.solve, wn.reference.solve):
+        a = solve(op, y, 3, variant="same_as_paper", max_iter=10, rng=0)
+        b = solve(op, y, 3, variant="paper", max_iter=10, rng=0)
+        assert a.variant.startswith("WN-RGD, a renamed paper direction")
+        np.testing.assert_array_equal(a.factors["X"], b.factors["X"])
+        np.testing.assert_array_equal(a.factors["Theta"], b.factors["Theta"])

@@ -12,7 +12,8 @@ import logging as _logging
 
 from . import _core
 from .operators import (DenseSensing, EntrySampling, IdentitySensing, MatrixFreeSensing,
-                        RankOneSensing, ResidualPass, SensingOperator, SparseSensing,
+                        PreparedMeasurements, RankOneSensing, ResidualPass, SensingOperator,
+                        SparseSensing,
                         completion_sensing, dense_sensing, entry_sampling, gaussian_sensing,
                         identity_sensing, matrix_free_sensing, rank_one_measurements,
                         rank_one_sensing, sparse_sensing)
@@ -27,7 +28,8 @@ _logging.getLogger("wnsense_native").addHandler(_logging.NullHandler())
 __all__ = [
     "low_rank_target", "gaussian_sensing", "entry_sampling", "completion_sensing",
     "sparse_sensing", "rank_one_sensing", "rank_one_measurements", "identity_sensing",
-    "dense_sensing", "matrix_free_sensing", "SensingOperator", "ResidualPass", "DenseSensing",
+    "dense_sensing", "matrix_free_sensing", "SensingOperator", "ResidualPass",
+    "PreparedMeasurements", "DenseSensing",
     "EntrySampling", "SparseSensing", "RankOneSensing", "IdentitySensing", "MatrixFreeSensing",
     "tangent_projection", "polar_retraction",
     "qr_retraction", "cayley_retraction", "random_stiefel",

@@ -8,6 +8,7 @@ from ._random import as_generator
 from ._validation import check_float
 from .operators import completion_sensing
 from .solvers import solve
+from .solvers._policy import preferred_options
 
 __all__ = ["complete"]
 
@@ -57,14 +58,6 @@ def complete(X, rank, *, keep_observed=True, validation_fraction=0.0, rng=None,
     gen = as_generator(rng)
     values = arr[rows, cols]
     options = dict(solve_options)
-    if options.get("method", "wn_rgd") == "wn_rgd" and "preconditioned" not in options:
-        # see the docstring: the paper's direction with the learned magnitude step; with a
-        # penalty the preconditioned direction (S X moves X while Theta = 0, which a penalized
-        # start needs)
-        penalized = bool(options.get("penalty", 0.0))
-        options.setdefault("variant", "preconditioned" if penalized else "paper")
-        if options["variant"] == "paper":
-            options.setdefault("mu", "auto")
     if validation_fraction > 0:
         held = gen.random(rows.size) < validation_fraction
         if held.all() or not held.any():
@@ -73,6 +66,9 @@ def complete(X, rank, *, keep_observed=True, validation_fraction=0.0, rng=None,
         options["validation"] = (val_op, values[held])
         rows, cols, values = rows[~held], cols[~held], values[~held]
     op = completion_sensing(rows, cols, arr.shape)
+    # see the docstring: the library's default for observed entries, in its imputation form
+    options = {**preferred_options(op, options.get("method", "wn_rgd"), options,
+                                   imputation=True), **options}
     res = solve(op, values, rank, rng=gen, **options)
     # res.x is formed (once) on first read; it is the caller's only when the result goes back
     completed = res.x.copy() if return_result else res.x

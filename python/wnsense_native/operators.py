@@ -17,10 +17,12 @@ model in factored form ``Z = L R^T`` (``L`` is ``d1 x k``, ``R`` is ``d2 x k``) 
 computed in a single pass over the sensing data. A dense operator accumulates each slice of its
 rows' ``A*(r)`` (the size of one measurement) inside the kernel and multiplies it by the thin
 matrices there; sparse, rank-one and matrix-free operators never form anything ``d1 x d2``.
-``_prepare(y)`` is called once per solve and its result is what the solver passes as ``y``
-(local operators use ``y`` itself; a distributed operator ships its shards once). A new
-operator kind implements ``_residual`` (or ``_forward_factored`` and ``_adjoint_products``, from
-which the base class builds it), and ``_forward`` / ``_adjoint`` for the dense public maps.
+A solve prepares its measurements once, :meth:`SensingOperator.prepare` (a typed
+:class:`PreparedMeasurements`: local operators keep ``y`` itself, observed entries permute it
+into their order, a distributed operator ships its shards once), and then makes every pass with
+:meth:`SensingOperator.thin_pass`. A new operator kind implements ``_residual`` (or
+``_forward_factored`` and ``_adjoint_products``, from which the base class builds it), and
+``_forward`` / ``_adjoint`` for the dense public maps.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from ._validation import (BLOCK_ELEMENTS, as_float_array, as_matrix, as_vector, 
 
 __all__ = [
     "ResidualPass",
+    "PreparedMeasurements",
     "SensingOperator",
     "DenseSensing",
     "EntrySampling",
@@ -67,6 +70,28 @@ class ResidualPass(NamedTuple):
     AtU: Optional[np.ndarray]
 
 
+class PreparedMeasurements:
+    """Measurements ``y`` prepared once for many passes on one operator (:meth:`SensingOperator
+    .prepare`): what a solve hands to every :meth:`SensingOperator.thin_pass`. ``operator`` and
+    ``y`` (the vector in the caller's order) are public; ``state`` is the operator's own form
+    (``y`` itself for most operators; permuted into the operator's order for observed entries;
+    a key of the copies on the workers for a distributed operator)."""
+
+    __slots__ = ("operator", "y", "state")
+
+    def __init__(self, operator, y, state):
+        self.operator, self.y, self.state = operator, y, state
+
+    def __repr__(self):
+        return f"PreparedMeasurements(m={self.y.shape[0]}, operator={self.operator!r})"
+
+
+def _thin_ok(a, rows) -> bool:
+    """``a`` is a 2-D C-contiguous float64 ndarray with ``rows`` rows (checked, not converted)."""
+    return (type(a) is np.ndarray and a.ndim == 2 and a.shape[0] == rows
+            and a.dtype == np.float64 and a.flags.c_contiguous)
+
+
 def _thin(name, a, rows):
     """A validated thin matrix with ``rows`` rows, or None."""
     if a is None:
@@ -82,8 +107,15 @@ class SensingOperator:
     protocol (see the module docstring)."""
 
     symmetric: bool
-    # per method, the options wn.solve uses for this family when the caller picks no variant
-    preferred_options: dict = {}
+    # facts the solver front end decides its defaults from (wnsense_native.solvers._policy)
+    observes_entries = False   # each measurement is one (scaled) entry of the matrix
+
+    @property
+    def preferred_options(self) -> dict:
+        """Per method, the options ``wn.solve`` uses for this operator when the caller picks no
+        variant (decided by :func:`wnsense_native.solvers._policy.preferred_options`)."""
+        from .solvers._policy import WN_METHODS, preferred_options
+        return {m: p for m in WN_METHODS if (p := preferred_options(self, m))}
 
     def __init__(self, m: int, d1: int, d2: int, symmetric: bool):
         self._m, self._d1, self._d2 = int(m), int(d1), int(d2)
@@ -159,7 +191,42 @@ class SensingOperator:
                              f"got {L.shape} and {R.shape}")
         return L, R
 
-    # -- solver protocol (inputs already validated by the caller) --------------------------
+    # -- the solver's pass protocol ----------------------------------------------------------
+    def prepare(self, y) -> PreparedMeasurements:
+        """``y`` (``(m,)``) prepared once for the passes of a solve (:meth:`thin_pass`)."""
+        y = as_vector("y", y, self._m)
+        return PreparedMeasurements(self, y, self._prepare(y))
+
+    def thin_pass(self, L, R, measurements=None, right=None, left=None,
+                  n_threads=0) -> ResidualPass:
+        """One pass of the thin-factor protocol as a solver makes it, many times per solve: at
+        ``Z = L R^T``, against ``measurements`` (a :class:`PreparedMeasurements` of this
+        operator, from :meth:`prepare`; None: zero measurements, ``r = A(Z)``), with the thin
+        products ``A*(r) @ right`` and ``A*(r)^T @ left`` (each optional; ``sym(A*(r))`` on a
+        symmetric operator). The arrays must be C-contiguous float64 of the right shapes (a
+        solver's own arrays: only checked, never converted; :meth:`residual` converts)."""
+        if measurements is None:
+            state = None
+        elif isinstance(measurements, PreparedMeasurements):
+            if measurements.operator is not self:
+                raise ValueError("measurements were prepared for another operator")
+            state = measurements.state
+        else:
+            raise TypeError(f"measurements must come from op.prepare(y) (or be None), got "
+                            f"{type(measurements).__name__}")
+        d1, d2 = self._d1, self._d2
+        if not (_thin_ok(L, d1) and _thin_ok(R, d2) and L.shape[1] == R.shape[1]
+                and (right is None or _thin_ok(right, d2))
+                and (left is None or _thin_ok(left, d1))):
+            for name, a, rows in (("L", L, d1), ("R", R, d2), ("right", right, d2),
+                                  ("left", left, d1)):
+                if a is not None and not _thin_ok(a, rows):
+                    raise ValueError(f"{name} must be a C-contiguous float64 array with {rows} "
+                                     "rows")
+            raise ValueError("L and R must have the same number of columns")
+        return self._residual(L, R, state, right, left, n_threads)
+
+    # -- the protocol's implementation (inputs already validated by the caller) -------------
     def _prepare(self, y):
         """The measurements as the solver passes them to :meth:`_residual` (called once per
         solve): ``y`` itself for local operators."""
@@ -301,10 +368,12 @@ class EntrySampling(_Sparse):
     ``r`` in that order: its ``ResidualPass.r`` is None). Called with ``y`` in the user's order
     (:meth:`residual`), the pass permutes ``y`` in and ``r`` out."""
 
-    # Overparameterized completion has many rank-r interpolants: the paper's WN-RGD with the
-    # learned magnitude step keeps the implicit bias towards the low-rank one (at 1e5 x 1e5,
-    # m = 1e7: held-out error 1.6e-8 in 105 iterations), where WN-LBFGS stalls (0.31 after 300).
-    preferred_options = {"wn_rgd": {"variant": "paper", "mu": "auto"}}
+    observes_entries = True
+
+    @property
+    def unit_scale(self) -> bool:
+        """``scale == 1``: the measurements are the entries' values (:func:`completion_sensing`)."""
+        return self.scale == 1.0
 
     def __init__(self, rows, cols, d1, d2, *, scale: float, symmetric: bool):
         super().__init__(len(rows), d1, d2, symmetric)

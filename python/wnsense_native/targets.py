@@ -7,12 +7,17 @@ from ._random import as_generator
 from ._validation import check_choice, check_float, check_int
 
 
+def qf(B: np.ndarray) -> np.ndarray:
+    """The Q factor of ``B = Q R`` with the signs fixed so that ``diag(R) >= 0`` (the same basis
+    whatever LAPACK's sign convention): the one sign fix of the library's numpy code."""
+    Q, R = np.linalg.qr(B)
+    return Q * np.where(np.diag(R) < 0, -1.0, 1.0)
+
+
 def random_orthonormal(d: int, r: int, gen: np.random.Generator) -> np.ndarray:
     """A ``d x r`` matrix with orthonormal columns, uniform (Haar) on the Stiefel manifold:
-    the Q factor of an i.i.d. Gaussian matrix with the signs fixed so that ``diag(R) > 0``."""
-    Q, R = np.linalg.qr(gen.standard_normal((d, r)))
-    signs = np.where(np.diag(R) < 0, -1.0, 1.0)
-    return np.ascontiguousarray(Q * signs)
+    the sign-fixed Q factor (:func:`qf`) of an i.i.d. Gaussian matrix."""
+    return np.ascontiguousarray(qf(gen.standard_normal((d, r))))
 
 
 def low_rank_target(d, rank, kappa=1.0, *, d2=None, spectrum="linspace", rng=None) -> np.ndarray:

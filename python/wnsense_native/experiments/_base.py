@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _plot
+from ._plot import thin_indices  # noqa: F401  (re-exported: the CSV thinning uses it too)
+
 NOTSET = object()
 
 
@@ -155,17 +158,6 @@ def passes_to(history: dict, threshold: float, key: str = "rel_error"):
     if hit is None or "nfev" not in history:
         return None
     return int(history["nfev"][hit[0]])
-
-
-def thin_indices(n: int, max_points: int) -> np.ndarray:
-    """At most ``max_points`` indices of ``range(n)`` (0 and n-1 included), half spaced
-    geometrically (the early transients), half linearly (the tail)."""
-    if n <= max_points or max_points <= 0:
-        return np.arange(n)
-    half = max(max_points // 2, 2)
-    geo = np.unique(np.geomspace(1, n - 1, half).astype(np.int64))
-    lin = np.linspace(0, n - 1, half).astype(np.int64)
-    return np.unique(np.concatenate(([0, n - 1], geo, lin)))
 
 
 def fmt_num(x, spec=".2e", missing="—"):
@@ -346,8 +338,6 @@ class Context:
         """Call ``draw(path)`` to write the PNG, unless plots are off or matplotlib is missing
         (then say how to enable them). A failing plot is reported, never fatal: the numbers and
         files are the experiment's real output."""
-        from . import _plot
-
         if not self.plot:
             return None
         if not _plot.available():

@@ -4,6 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
+
+def thin_indices(n: int, max_points: int) -> np.ndarray:
+    """At most ``max_points`` indices of ``range(n)`` (0 and n-1 included), half spaced
+    geometrically (the early transients), half linearly (the tail)."""
+    if n <= max_points or max_points <= 0:
+        return np.arange(n)
+    half = max(max_points // 2, 2)
+    geo = np.unique(np.geomspace(1, n - 1, half).astype(np.int64))
+    lin = np.linspace(0, n - 1, half).astype(np.int64)
+    return np.unique(np.concatenate(([0, n - 1], geo, lin)))
+
+
 INSTALL_HINT = "plots disabled: matplotlib is not installed (pip install wnsense_native[plots])"
 
 # one colour per method key, shared by every figure
@@ -63,7 +75,6 @@ def tidy_iteration_axis(ax):
 
 def curve(ax, run, *, y="rel_error", label=None, max_points=4000, **kw):
     """Plot ``history[y]`` against the iteration (thinned to ``max_points`` for big runs)."""
-    from ._base import thin_indices
 
     h = run.history.get(y)
     if h is None or len(h) == 0:

@@ -1,49 +1,14 @@
 """Native solvers and :func:`solve`, the library's one entry point."""
 from __future__ import annotations
 
-import numpy as np
-
 from .._blas import single_threaded_blas
 from ._frontend import solve_with
-from .column_wn import column_wn_for
-from .gd import gd_for
-from .precgd import precgd_for, scaledgd_for
-from .snn import snn_for
-from .wn_lbfgs import RectangularWNLBFGS, WNLBFGS
-from .wn_rgd import WNRGD, wn_rgd_factory
-from .wn_rgd_rect import RectangularWNRGD
+from ._backend import NATIVE, native_residual as _native_residual  # noqa: F401
+from ._registry import bind
 
-_wn_rgd_for = wn_rgd_factory({"lbfgs": (WNLBFGS, RectangularWNLBFGS),
-                              "paper": (WNRGD, RectangularWNRGD),
-                              "preconditioned": (WNRGD, RectangularWNRGD)})
-
-
-# method name -> (operator is symmetric) -> Method class
-NATIVE_METHODS = {
-    "wn_rgd": _wn_rgd_for,
-    "gd": gd_for,
-    "precgd": precgd_for,
-    "scaledgd": scaledgd_for,
-    "column_wn": column_wn_for,
-    "snn": snn_for,
-}
-
-
-def _contiguous(a):
-    return None if a is None else np.ascontiguousarray(a)
-
-
-def _native_residual(op, y, n_threads):
-    """The oracle ``fn(L, R, measured, right, left)`` of :class:`~._problem.Problem`: the
-    operator's own pass (``op._prepare(y)`` once, then ``op._residual`` per pass)."""
-    prepared = op._prepare(y)
-
-    def residual(L, R, measured, right, left):
-        return op._residual(np.ascontiguousarray(L), np.ascontiguousarray(R),
-                            prepared if measured else None, _contiguous(right),
-                            _contiguous(left), n_threads)
-
-    return residual
+# method name -> factory(symmetric[, options]) -> method class, on the native backend (the one
+# registry: ._registry.METHODS)
+NATIVE_METHODS = bind(NATIVE)
 
 
 def solve(op, y, rank, *, method="wn_rgd", max_iter=1000, tol=1e-10, step_size=None, rng=None,
@@ -60,8 +25,9 @@ def solve(op, y, rank, *, method="wn_rgd", max_iter=1000, tol=1e-10, step_size=N
         The measurements.
     rank : int
         Search rank ``r`` (width of the factors); ``r > rank(Z*)`` is the overparameterized case.
-    method : {"wn_rgd", "gd", "precgd", "scaledgd", "column_wn", "snn"}
-        ``"wn_rgd"``: weight-normalized Riemannian methods on ``Z = X Theta X^T``
+    method : {"wn", "wn_rgd", "gd", "precgd", "scaledgd", "column_wn", "snn"}
+        ``"wn"`` (or its original spelling ``"wn_rgd"``): weight-normalized Riemannian methods
+        on ``Z = X Theta X^T``
         (rectangular operators: ``X_L Theta X_R^T``, see :mod:`.wn_rgd_rect`), by ``variant``:
         ``"lbfgs"`` (the default; this project's addition: Riemannian L-BFGS in a Gauss-Newton
         metric, options ``memory``, ``damping``, ``power_steps``, see :mod:`.wn_lbfgs`),
@@ -121,7 +87,7 @@ def solve(op, y, rank, *, method="wn_rgd", max_iter=1000, tol=1e-10, step_size=N
     # numpy's BLAS on one thread meanwhile: its spinning workers would take the cores the native
     # passes need (see _blas.py); restored on return
     with single_threaded_blas():
-        return solve_with(NATIVE_METHODS, _native_residual, op, y, rank, method=method,
+        return solve_with(NATIVE_METHODS, NATIVE.make_residual, op, y, rank, method=method,
                           max_iter=max_iter, tol=tol, step_size=step_size, rng=rng, init=init,
                           x_true=x_true, callback=callback, n_threads=n_threads, gtol=gtol,
                           xtol=xtol, max_time=max_time, progress=progress, validation=validation,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from .._lowrank import Target
 from .._random import as_generator
-from .._validation import as_vector, check_choice, check_float, check_int, check_threads
+from .._validation import as_vector, check_float, check_int, check_threads
 from ..operators import SensingOperator
 from ._driver import run
+from ._policy import preferred_options
 from ._problem import Problem
+from ._registry import resolve
 from ._steps import ArmijoBacktracking, make_step_rule
 
 
@@ -21,7 +23,7 @@ def solve_with(registry, make_residual_fn, op, y, rank, *, method="wn_rgd", max_
     m, d1, d2 = op.shape
     y = as_vector("y", y, m)
     rank = check_int("rank", rank, minimum=1, maximum=min(d1, d2))
-    method = check_choice("method", method, registry)
+    method, factory = resolve(registry, method)   # "wn" is "wn_rgd" (its honest name)
     max_iter = check_int("max_iter", max_iter, minimum=0)
     tol = check_float("tol", tol, minimum=0.0)
     gtol = check_float("gtol", gtol, minimum=0.0)
@@ -42,7 +44,6 @@ def solve_with(registry, make_residual_fn, op, y, rank, *, method="wn_rgd", max_
         val_problem = _validation_problem(validation, op, make_residual_fn, n_threads)
         patience = check_int("patience", patience, minimum=1)
 
-    factory = registry[method]
     with_options = getattr(factory, "with_options", False)
     if with_options:
         method_options = _operator_defaults(factory, op, method, method_options)
@@ -63,11 +64,11 @@ def solve_with(registry, make_residual_fn, op, y, rank, *, method="wn_rgd", max_
 
 
 def _operator_defaults(factory, op, method, options):
-    """The options an operator family prefers for ``method`` (``op.preferred_options``), under
-    the caller's: applied only when the caller chose no class (``factory.selectors``) and every
+    """The options the library prefers for ``method`` on ``op`` (:mod:`._policy`), under the
+    caller's: applied only when the caller chose no class (``factory.selectors``) and every
     option they gave is one the preferred class takes (so an option of the general default
     still selects that one)."""
-    preferred = op.preferred_options.get(method)
+    preferred = preferred_options(op, method)
     if not preferred or set(factory.selectors) & set(options):
         return options
     merged = {**preferred, **options}

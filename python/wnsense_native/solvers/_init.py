@@ -1,5 +1,5 @@
 """Starting points, drawn from the caller's generator, and warm-start validation; shared by the
-native and reference solvers (through the setup classes) so that the same ``rng`` gives the same
+native and reference backends (one method class for both) so that the same ``rng`` gives the same
 start in both."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from ..targets import random_orthonormal
+from ..targets import qf, random_orthonormal
 from .._validation import as_float_array
 
 # tolerance of the warm-start check X^T X = I of Stiefel factors
@@ -22,8 +22,7 @@ def stiefel_start(gen: np.random.Generator, d: int, r: int) -> np.ndarray:
 def orthonormal_basis(B: np.ndarray) -> np.ndarray:
     """Q of ``B = Q R`` with ``diag(R) >= 0`` (signs fixed: the same basis in every backend):
     the block power step of the spectral starts."""
-    Q, R = np.linalg.qr(B)
-    return np.ascontiguousarray(Q * np.where(np.diag(R) < 0, -1.0, 1.0))
+    return np.ascontiguousarray(qf(B))
 
 
 def small_gaussian(gen: np.random.Generator, shape, scale: float, norm_dim: int) -> np.ndarray:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._backend import NATIVE
+
 
 class Method:
     """One iterative method on one :class:`~._problem.Problem`.
@@ -10,11 +12,10 @@ class Method:
     Construction is shared by every method and both backends: :meth:`_setup` validates the
     method options and returns the starting factors (drawn from ``gen``, or the validated warm
     start ``init``), then :meth:`_begin` evaluates the first residual and adopts the iterate.
-    Each method has one setup class (options, ``factor_shapes``, :meth:`_setup`, step hint,
-    damping and extra history entries) in its native module, which the native and the reference
-    classes both inherit; they implement the iteration (:meth:`_begin`, :meth:`step`, :meth:`x`,
-    ``factors``, gradients), except where the setup class holds it for both (WN-RGD: each
-    backend gives only its retraction and gradients).
+    One class per method and model holds the options, the start and the iteration for both
+    backends; what differs between the native and the numpy path (kernels, the residual
+    oracle) is the class attribute ``backend`` (:mod:`._backend`), set by
+    ``Backend.specialize``.
 
     A subclass sets, after ``__init__`` and after every :meth:`step`: ``factors`` (dict of
     arrays), ``loss``, ``sumsq`` (``||A(Z) - y||^2``), ``grad_norm`` and ``step_size`` (the last
@@ -23,6 +24,7 @@ class Method:
     """
 
     name = ""
+    backend = NATIVE  # the primitives the loop calls (:mod:`._backend`); Backend.specialize
     label = ""      # which algorithm ran, appended to res.message (set by variants)
     OPTIONS: dict = {}
 
@@ -62,14 +64,13 @@ class Method:
 
     def step_hint(self):
         """First trial of the safeguarded step-size search (a number, or a callable evaluated
-        only when the rule reads it; None: 1). Set by each method's setup class, so that the
-        native and the reference method take the same decision."""
+        only when the rule reads it; None: 1). One per method class, so that both backends
+        take the same decision."""
         return None
 
     def extra_history(self) -> dict:
         """Per-iteration diagnostics of this method (name -> float), recorded in the history.
-        Defined on classes both backends share (e.g. the setup classes); mixins extend it
-        through ``super()``."""
+        Mixins extend it through ``super()``."""
         return {}
 
     # opt-in diagnostics (a .diagnostics.Diagnostics built from the method options

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .models import sym  # noqa: F401  (re-exported: its older home)
+
 
 class Problem:
     """The measured problem ``y = A(Z*)`` as the solvers see it.
@@ -26,6 +28,8 @@ class Problem:
         self.loss_factor = 0.25 if self.symmetric else 0.5
         self.nfev = 0
         self._residual_fn = residual_fn
+        # the measurements as the oracle prepared them (op.prepare(y)), when it did
+        self.measurements = getattr(residual_fn, "measurements", None)
 
     def residual(self, L, R, right=None, left=None):
         self.nfev += 1
@@ -41,6 +45,3 @@ class Problem:
     def relative_residual(self, sumsq: float) -> float:
         return float(np.sqrt(sumsq)) / self.y_norm if self.y_norm > 0 else float(np.sqrt(sumsq))
 
-
-def sym(B: np.ndarray) -> np.ndarray:
-    return 0.5 * (B + B.T)

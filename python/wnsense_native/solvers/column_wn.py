@@ -1,4 +1,4 @@
-"""Column-wise weight normalization (Salimans & Kingma 2016; SPEC 3.2), native path.
+"""Column-wise weight normalization (Salimans & Kingma 2016; SPEC 3.2), both backends.
 
     Y = W diag(g_j / ||w_j||),  Z = Y Y^T,  f = 1/4 ||A(Z) - y||^2,  H = grad_Y f = S Y,
     with v_j = w_j / ||w_j||, c_j = g_j / ||w_j||:
@@ -9,7 +9,7 @@ The per-column norms ``||w_j||`` are the normalization terms whose minimum gover
 bound of the weight-normalization guarantees; the history records ``min_column_norm`` at every
 iteration. (The gradient in ``w_j`` is orthogonal to ``w_j``, so GD never shrinks a column norm.)
 
-Initialization (shared with the reference): ``W_0 = N(0,1)^{d x r} / sqrt(d)`` (columns of norm
+Initialization: ``W_0 = N(0,1)^{d x r} / sqrt(d)`` (columns of norm
 about 1) and ``g_0 = init_scale * ||w_j||``, so that ``Y_0 = init_scale * W_0`` is exactly the
 small random start of factorized GD from the same ``rng`` (``init_scale = 1e-3`` by default).
 Warm start: ``init={"W": W0, "g": g0}`` (``g0`` of length ``r``).
@@ -22,18 +22,21 @@ from __future__ import annotations
 import numpy as np
 
 from ._init import small_gaussian
-from .diagnostics import ColumnNormalized
-from .gd import FactorizedSetup, _FactorizedGD
+from .models import ColumnNormalized
+from .gd import FactorizedGD
 
 
-class ColumnWNSetup(FactorizedSetup):
-    """Options and start of column-wise WN, shared with the reference method: ``init_scale``
-    (default 1e-3) and the shared ``diagnostics`` / ``hessian_every``; the start described in
-    the module docstring (drawn from ``gen`` exactly like factorized GD's), or a warm start
-    ``{"W": W0, "g": g0}`` whose ``W0`` has no zero column. Records ``min_column_norm =
-    min_j ||w_j||`` in the history."""
+class ColumnWN(FactorizedGD):
+    """Column-wise weight-normalized GD on ``Y = W diag(g / ||w||)``, ``Z = Y Y^T`` (both
+    backends). Options ``init_scale`` (default 1e-3) and the shared ``diagnostics`` /
+    ``hessian_every``; the start described in the module docstring (drawn from ``gen`` exactly
+    like factorized GD's), or a warm start ``{"W": W0, "g": g0}`` whose ``W0`` has no zero column.
+    Records ``min_column_norm = min_j ||w_j||`` in the history."""
 
     name = "column_wn"
+    _model = staticmethod(ColumnNormalized.model)
+    _probes = staticmethod(ColumnNormalized.probes)
+    _gradients = staticmethod(ColumnNormalized.gradient)
 
     @classmethod
     def factor_shapes(cls, problem, rank):
@@ -54,13 +57,7 @@ class ColumnWNSetup(FactorizedSetup):
         return {"min_column_norm": float(np.sqrt(np.min(np.sum(W ** 2, axis=0))))}
 
 
-class ColumnWN(ColumnWNSetup, _FactorizedGD):
-    """Column-wise weight-normalized GD on ``Y = W diag(g / ||w||)``, ``Z = Y Y^T``. Option
-    ``init_scale`` (default 1e-3). Records ``min_column_norm = min_j ||w_j||``."""
-
-    _model = staticmethod(ColumnNormalized.model)
-    _probes = staticmethod(ColumnNormalized.probes)
-    _gradients = staticmethod(ColumnNormalized.gradient)
+ColumnWNSetup = ColumnWN     # the older name
 
 
 def require_symmetric(symmetric: bool) -> None:

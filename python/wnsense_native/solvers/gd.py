@@ -1,4 +1,4 @@
-"""Factorized gradient descent baselines (SPEC 3.2), native path.
+"""Factorized gradient descent baselines (SPEC 3.2), both backends.
 
 Symmetric (Burer-Monteiro):  Y+ = Y - eta S(Y Y^T) Y,  f = 1/4 ||A(Y Y^T) - y||^2,
     small init Y_0 = alpha N(0,1)^{d x r} / sqrt(d).
@@ -15,21 +15,24 @@ import numpy as np
 
 from .._validation import check_float
 from ._init import small_gaussian, user_factors
-from .diagnostics import (DIAGNOSTIC_OPTIONS, AsymmetricFactor, SymmetricFactor,
-                          make_diagnostics)
+from .diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics
+from .models import AsymmetricFactor, SymmetricFactor
 from ._method import Method
 
 
-# -- options and starts, shared with the reference methods (and PrecGD, ScaledGD, column WN) ----
+class FactorizedGD(Method):
+    """Gradient descent on factors from a small random start, both backends; the base of GD,
+    PrecGD / ScaledGD and column-wise WN.
 
-class FactorizedSetup(Method):
-    """Options and start of the methods that begin at a small random start: ``init_scale``
-    (``alpha``, validated only for a random start) and the shared ``diagnostics`` /
-    ``hessian_every``. Subclasses draw the start (:meth:`_draw`, given ``alpha`` and their own
-    start options) and may validate a warm start further (:meth:`_warm_start`)."""
+    Options: ``init_scale`` (``alpha``, validated only for a random start) and the shared
+    ``diagnostics`` / ``hessian_every``. Subclasses give the model (``_model``, ``_probes``,
+    ``_gradients``: a :mod:`.models` parameterization), draw the start (:meth:`_draw`, given
+    ``alpha`` and their own start options) and may validate a warm start further
+    (:meth:`_warm_start`)."""
 
     OPTIONS = {"init_scale": 1e-3, **DIAGNOSTIC_OPTIONS}
 
+    # -- options and start -----------------------------------------------------------------
     def _setup(self, problem, rank, gen, init, *, init_scale, diagnostics=(), hessian_every=1,
                **start_options):
         shapes = self.factor_shapes(problem, rank)
@@ -49,50 +52,7 @@ class FactorizedSetup(Method):
         """First trial of the step-size search: ``1 / ||y||``."""
         return 1.0 / max(self.problem.y_norm, 1e-300)
 
-
-class SymmetricGDSetup(FactorizedSetup):
-    """``Z = Y Y^T``: ``Y_0 = alpha N(0,1)^{d x r} / sqrt(d)``."""
-
-    name = "gd"
-
-    @classmethod
-    def factor_shapes(cls, problem, rank):
-        return {"Y": (problem.d1, rank)}
-
-    def _draw(self, gen, problem, rank, alpha):
-        return {"Y": small_gaussian(gen, (problem.d1, rank), alpha, problem.d1)}
-
-
-class AsymmetricGDSetup(FactorizedSetup):
-    """``Z = U V^T``: ``U_0, V_0 = alpha N(0,1) / sqrt(r)`` (``U_0`` drawn first); option
-    ``imbalanced``: ``V_0`` at ``alpha/3`` (the imbalanced init of Xiong et al.). Records the
-    ``imbalance`` in the history."""
-
-    name = "gd"
-    OPTIONS = {"init_scale": 1e-3, "imbalanced": False, **DIAGNOSTIC_OPTIONS}
-
-    @classmethod
-    def factor_shapes(cls, problem, rank):
-        return {"U": (problem.d1, rank), "V": (problem.d2, rank)}
-
-    def _draw(self, gen, problem, rank, alpha, imbalanced):
-        U = small_gaussian(gen, (problem.d1, rank), alpha, rank)
-        V = small_gaussian(gen, (problem.d2, rank), alpha / 3 if imbalanced else alpha, rank)
-        return {"U": U, "V": V}
-
-    def extra_history(self):
-        """``imbalance = ||U^T U - V^T V||_F`` (recorded by every method on ``Z = U V^T``)."""
-        U, V = self.factors["U"], self.factors["V"]
-        return {"imbalance": float(np.linalg.norm(U.T @ U - V.T @ V))}
-
-
-# -- the native iteration ----------------------------------------------------------------------
-
-class _FactorizedGD(Method):
-    """Shared loop of the factorized methods: subclasses define the model (``_model``), the thin
-    matrices its gradient needs products with (``_probes``), the gradient from those products
-    (``_gradients``) and the update (``_update``)."""
-
+    # -- the iteration ---------------------------------------------------------------------
     def _begin(self, factors):
         self._adopt(factors, self._pass(factors))
 
@@ -104,7 +64,12 @@ class _FactorizedGD(Method):
         self.fac, self.sumsq = factors, res.sumsq
         self.loss = self.problem.loss(res.sumsq)
         self.grads = self._gradients(factors, res.AV, res.AtU)
-        self.grad_norm = float(np.sqrt(sum(np.sum(g ** 2) for g in self.grads.values())))
+        self.grad_norm = self._grad_norm(self.grads)
+
+    @staticmethod
+    def _grad_norm(grads):
+        """The Frobenius norm of the gradient (all factors)."""
+        return float(np.sqrt(sum(np.sum(g ** 2) for g in grads.values())))
 
     @property
     def factors(self):
@@ -133,24 +98,55 @@ def _evaluate(method, factors):
     return method.problem.loss(res.sumsq), (factors, res)
 
 
-class SymmetricGD(SymmetricGDSetup, _FactorizedGD):
-    """Burer-Monteiro GD on ``Z = Y Y^T``. Option ``init_scale`` (alpha, default 1e-3)."""
+class SymmetricGD(FactorizedGD):
+    """Burer-Monteiro GD on ``Z = Y Y^T``: ``Y_0 = alpha N(0,1)^{d x r} / sqrt(d)``. Option
+    ``init_scale`` (alpha, default 1e-3)."""
 
+    name = "gd"
     # Z = Y Y^T and grad_Y f = S Y: the parameterization the diagnostics use
     _model = staticmethod(SymmetricFactor.model)
     _probes = staticmethod(SymmetricFactor.probes)
     _gradients = staticmethod(SymmetricFactor.gradient)
 
+    @classmethod
+    def factor_shapes(cls, problem, rank):
+        return {"Y": (problem.d1, rank)}
 
-class AsymmetricGD(AsymmetricGDSetup, _FactorizedGD):
-    """Factorized GD on ``Z = U V^T`` (rectangular operators). Options ``init_scale`` (alpha) and
-    ``imbalanced`` (start V at alpha/3, the imbalanced init of Xiong et al.). Records the
-    imbalance ``||U^T U - V^T V||_F`` in the history (:meth:`AsymmetricGDSetup.extra_history`)."""
+    def _draw(self, gen, problem, rank, alpha):
+        return {"Y": small_gaussian(gen, (problem.d1, rank), alpha, problem.d1)}
 
+
+class AsymmetricGD(FactorizedGD):
+    """Factorized GD on ``Z = U V^T`` (rectangular operators): ``U_0, V_0 = alpha N(0,1) /
+    sqrt(r)`` (``U_0`` drawn first). Options ``init_scale`` (alpha) and ``imbalanced`` (``V_0`` at
+    ``alpha/3``, the imbalanced init of Xiong et al.). Records the ``imbalance``
+    ``||U^T U - V^T V||_F`` in the history."""
+
+    name = "gd"
+    OPTIONS = {"init_scale": 1e-3, "imbalanced": False, **DIAGNOSTIC_OPTIONS}
     # Z = U V^T, grad_U f = E V, grad_V f = E^T U: the parameterization the diagnostics use
     _model = staticmethod(AsymmetricFactor.model)
     _probes = staticmethod(AsymmetricFactor.probes)
     _gradients = staticmethod(AsymmetricFactor.gradient)
+
+    @classmethod
+    def factor_shapes(cls, problem, rank):
+        return {"U": (problem.d1, rank), "V": (problem.d2, rank)}
+
+    def _draw(self, gen, problem, rank, alpha, imbalanced):
+        U = small_gaussian(gen, (problem.d1, rank), alpha, rank)
+        V = small_gaussian(gen, (problem.d2, rank), alpha / 3 if imbalanced else alpha, rank)
+        return {"U": U, "V": V}
+
+    def extra_history(self):
+        """``imbalance = ||U^T U - V^T V||_F`` (recorded by every method on ``Z = U V^T``)."""
+        U, V = self.factors["U"], self.factors["V"]
+        return {"imbalance": float(np.linalg.norm(U.T @ U - V.T @ V))}
+
+
+# the older names (when options and iteration were separate classes)
+FactorizedSetup = _FactorizedGD = FactorizedGD
+SymmetricGDSetup, AsymmetricGDSetup = SymmetricGD, AsymmetricGD
 
 
 def gd_for(symmetric: bool):

@@ -1,4 +1,4 @@
-"""Preconditioned factorized gradient descent (SPEC 3.2), native path: PrecGD and ScaledGD(lambda).
+"""Preconditioned factorized gradient descent (SPEC 3.2): PrecGD and ScaledGD(lambda).
 
 Both take the factorized-GD step through a damped Gram preconditioner:
 
@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_float
-from .gd import AsymmetricGD, AsymmetricGDSetup, SymmetricGD, SymmetricGDSetup, _evaluate
+from .gd import AsymmetricGD, SymmetricGD, _evaluate
 
 # first trial of the Armijo rule: both factors move, so the full Gauss-Newton step is halved
 STEP_HINT = 0.5
@@ -48,13 +48,15 @@ STEP_HINT = 0.5
 DEFAULT_DAMPING = 1e-10
 
 
-# -- options and starts, shared with the reference methods ---------------------------------------
+class _Damped:
+    """Mixin over a factorized-GD class (:class:`~.gd.SymmetricGD` or
+    :class:`~.gd.AsymmetricGD`), shared by PrecGD and ScaledGD(lambda): each factor's gradient is
+    right-multiplied by ``(P^T P + lambda I)^{-1}``, ``P`` its partner in the model (``Y`` for
+    ``Y``; ``V`` for ``U``; ``U`` for ``V``); the first trial step :data:`STEP_HINT`; the history
+    entry ``damping`` (the ``lambda`` of the next step, after the model's own entries).
+    Subclasses give :meth:`damping`."""
 
-class _DampedSetup:
-    """Mixin over a factorized-GD setup class, shared by PrecGD and ScaledGD(lambda) in both
-    backends: the first trial step :data:`STEP_HINT`, and the history entry ``damping`` (the
-    ``lambda`` of the next step, after the model's own entries). Subclasses give
-    :meth:`damping`."""
+    PARTNER = {"Y": "Y", "U": "V", "V": "U"}
 
     def damping(self) -> float:
         raise NotImplementedError
@@ -65,8 +67,30 @@ class _DampedSetup:
     def extra_history(self):
         return {**super().extra_history(), "damping": float(self.damping())}
 
+    def directions(self) -> dict:
+        """``grad_F (P^T P + lambda I)^{-1}`` for every factor ``F``."""
+        lam = self.damping()
+        out = {}
+        for k, g in self.grads.items():
+            P = self.fac[self.PARTNER[k]]
+            out[k] = self.backend.precondition(g, P.T @ P + lam * np.eye(P.shape[1]))
+        return out
 
-class _PrecGDSetup(_DampedSetup):
+    def step(self):
+        dirs = self.directions()
+        slope = sum(float(np.sum(self.grads[k] * dirs[k])) for k in dirs)
+
+        def trial(eta):
+            return _evaluate(self, {k: v - eta * dirs[k] for k, v in self.fac.items()})
+
+        eta, _, (new, res), ok = self.step_rule.search(self.loss, slope, trial,
+                                                       self.step_hint())
+        self.step_size = eta
+        self._adopt(new, res)
+        return ok
+
+
+class _PrecGD(_Damped):
     """Validates ``damping_scale`` (then the model's own options and start);
     ``lambda_t = damping_scale * sqrt(f(Y_t))``."""
 
@@ -81,7 +105,7 @@ class _PrecGDSetup(_DampedSetup):
         return self.damping_scale * float(np.sqrt(self.loss))
 
 
-class _ScaledGDSetup(_DampedSetup):
+class _ScaledGD(_Damped):
     """``damping`` -> the fixed ``lambda = self.lam`` (default :func:`default_damping`)."""
 
     name = "scaledgd"
@@ -100,70 +124,33 @@ def default_damping(problem) -> float:
     return DEFAULT_DAMPING * (problem.y_norm if problem.y_norm > 0 else 1.0)
 
 
-class SymmetricPrecGDSetup(_PrecGDSetup, SymmetricGDSetup):
-    OPTIONS = {**SymmetricGDSetup.OPTIONS, "damping_scale": 1.0}
-
-
-class RectangularPrecGDSetup(_PrecGDSetup, AsymmetricGDSetup):
-    OPTIONS = {**AsymmetricGDSetup.OPTIONS, "damping_scale": 1.0}
-
-
-class SymmetricScaledGDSetup(_ScaledGDSetup, SymmetricGDSetup):
-    OPTIONS = {**SymmetricGDSetup.OPTIONS, "damping": None}
-
-
-class RectangularScaledGDSetup(_ScaledGDSetup, AsymmetricGDSetup):
-    OPTIONS = {**AsymmetricGDSetup.OPTIONS, "damping": None}
-
-
-# -- the native iteration ----------------------------------------------------------------------
-
-class _Preconditioned:
-    """Mixin over a factorized-GD model class (:class:`~.gd.SymmetricGD` or
-    :class:`~.gd.AsymmetricGD`): each factor's gradient is right-multiplied by
-    ``(P^T P + lambda I)^{-1}``, ``P`` its partner in the model (``Y`` for ``Y``; ``V`` for ``U``;
-    ``U`` for ``V``). The setup classes choose ``lambda`` (:meth:`_DampedSetup.damping`)."""
-
-    PARTNER = {"Y": "Y", "U": "V", "V": "U"}
-
-    def directions(self) -> dict:
-        """``grad_F (P^T P + lambda I)^{-1}`` for every factor ``F``."""
-        lam = self.damping()
-        out = {}
-        for k, g in self.grads.items():
-            P = self.fac[self.PARTNER[k]]
-            gram = P.T @ P + lam * np.eye(P.shape[1])
-            out[k] = np.linalg.solve(gram, g.T).T       # gram is symmetric
-        return out
-
-    def step(self):
-        dirs = self.directions()
-        slope = sum(float(np.sum(self.grads[k] * dirs[k])) for k in dirs)
-
-        def trial(eta):
-            return _evaluate(self, {k: v - eta * dirs[k] for k, v in self.fac.items()})
-
-        eta, _, (new, res), ok = self.step_rule.search(self.loss, slope, trial,
-                                                       self.step_hint())
-        self.step_size = eta
-        self._adopt(new, res)
-        return ok
-
-
-class SymmetricPrecGD(_Preconditioned, SymmetricPrecGDSetup, SymmetricGD):
+class SymmetricPrecGD(_PrecGD, SymmetricGD):
     """PrecGD on ``Z = Y Y^T``. Options ``init_scale``, ``damping_scale``."""
 
+    OPTIONS = {**SymmetricGD.OPTIONS, "damping_scale": 1.0}
 
-class RectangularPrecGD(_Preconditioned, RectangularPrecGDSetup, AsymmetricGD):
+
+class RectangularPrecGD(_PrecGD, AsymmetricGD):
     """PrecGD on ``Z = U V^T``. Options ``init_scale``, ``imbalanced``, ``damping_scale``."""
 
+    OPTIONS = {**AsymmetricGD.OPTIONS, "damping_scale": 1.0}
 
-class SymmetricScaledGD(_Preconditioned, SymmetricScaledGDSetup, SymmetricGD):
+
+class SymmetricScaledGD(_ScaledGD, SymmetricGD):
     """ScaledGD(lambda) on ``Z = Y Y^T``. Options ``init_scale``, ``damping``."""
 
+    OPTIONS = {**SymmetricGD.OPTIONS, "damping": None}
 
-class RectangularScaledGD(_Preconditioned, RectangularScaledGDSetup, AsymmetricGD):
+
+class RectangularScaledGD(_ScaledGD, AsymmetricGD):
     """ScaledGD(lambda) on ``Z = U V^T``. Options ``init_scale``, ``imbalanced``, ``damping``."""
+
+    OPTIONS = {**AsymmetricGD.OPTIONS, "damping": None}
+
+
+# the older names (when options and iteration were separate classes)
+SymmetricPrecGDSetup, RectangularPrecGDSetup = SymmetricPrecGD, RectangularPrecGD
+SymmetricScaledGDSetup, RectangularScaledGDSetup = SymmetricScaledGD, RectangularScaledGD
 
 
 def precgd_for(symmetric: bool):

@@ -1,5 +1,5 @@
 """WN-RGD: generalized weight normalization + Riemannian gradient descent (Wei, Zhang, Li, He,
-ICLR 2026, Algorithm 1), native path. Read against SPEC section 3.1:
+ICLR 2026, Algorithm 1), on both backends. Read against SPEC section 3.1:
 
     Z = X Theta X^T,  X on St(d, r),  Theta symmetric r x r
     S = sym(A*(A(Z) - y)),  f = 1/4 ||A(Z) - y||^2
@@ -16,68 +16,36 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _core
 from .._validation import check_choice, check_float
-from ._init import stiefel_start, user_factors
-from .diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics, model_for
+from ._backend import native_retract
+from ._init import orthonormal_basis, stiefel_start, user_factors
+from ._magnitude import MagnitudeStep
 from ._method import Method
 from ._problem import sym
-from ._magnitude import MagnitudeStep
 from ._steps import magnitude_search
-from ._init import orthonormal_basis
+from .diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics
+from .models import model_for
+# the variants and their direction strategies live in .wn_variants (re-exported: their older
+# home); so does the native retraction (in ._backend)
+from .wn_variants import (DEFAULT_WN_VARIANT, WN_VARIANTS, Direction,  # noqa: F401
+                          RiemannianGradient, ThetaPreconditioned, wn_variant)
 
 RETRACTIONS = {"polar", "qr", "cayley"}
-
-# method="wn_rgd" variants: the default (WN-LBFGS, this project's addition), the paper's
-# Algorithm 1, and the Theta-preconditioned alternating method (project addition)
-WN_VARIANTS = ("lbfgs", "paper", "preconditioned")
-DEFAULT_WN_VARIANT = "lbfgs"
+retract = native_retract
 
 
-def wn_variant(options: dict) -> str:
-    """The variant ``options`` select: ``variant`` (default ``"lbfgs"``), or
-    ``preconditioned=True`` (the older spelling of ``variant="preconditioned"``)."""
-    variant = check_choice("variant", options.get("variant", DEFAULT_WN_VARIANT), WN_VARIANTS)
-    if options.get("preconditioned", False):
-        if "variant" in options and variant != "preconditioned":
-            raise ValueError(f"preconditioned=True selects variant='preconditioned', which "
-                             f"contradicts variant={variant!r}")
-        variant = "preconditioned"
-    return variant
+class WNRGD(Method):
+    """Options, start and iteration of symmetric WN-RGD on both backends (and, through
+    :class:`~.wn_rgd_rect.RectangularWNRGD`, of the rectangular one). The search direction
+    of the Stiefel factors is a :class:`Direction` chosen by ``variant``.
 
-
-def wn_rgd_factory(classes: dict):
-    """The registry entry of ``method="wn_rgd"``: ``factory(symmetric, options)`` picks the
-    class of the variant (``classes``: variant -> (symmetric class, rectangular class))."""
-    def factory(symmetric, options=None):
-        return classes[wn_variant(options or {})][0 if symmetric else 1]
-    factory.with_options = True
-    factory.selectors = ("variant", "preconditioned")   # the options that choose the class
-    return factory
-
-
-def retract(kind, X, G_dir, Gt, eta):
-    """``Retr_X(-eta G_dir)``: polar / QR move along the tangent ``-G_dir``; Cayley is built from
-    the Euclidean ``Gt``. Shared by the symmetric and the rectangular method."""
-    if kind == "polar":
-        return _core.polar_retraction(X, G_dir, eta)
-    if kind == "qr":
-        return _core.qr_retraction(X, G_dir, eta)
-    return _core.cayley_retraction(X, Gt, eta)
-
-
-class WNRGDSetup(Method):
-    """Options, start and iteration of symmetric WN-RGD, shared by the native and the reference
-    method (and, through :class:`~.wn_rgd_rect.RectangularWNRGDSetup`, options and start of the
-    rectangular one).
-
-    Options: ``retraction`` ("polar" default, "qr", "cayley"), ``mu`` (magnitude step, 2.0),
-    ``preconditioned`` (use ``S X`` instead of ``S X Theta`` as the direction gradient: this
-    project's addition, not from the paper; it removes a factor kappa from the rate), ``theta0``
+    Options: ``variant`` ("paper" or "preconditioned": :data:`WN_VARIANTS`),
+    ``retraction`` ("polar" default, "qr", "cayley"), ``mu`` (magnitude step, 2.0),
+    ``preconditioned`` (older spelling of ``variant="preconditioned"``), ``theta0``
     (initial magnitude scalar multiple of I, default 0), and the shared ``diagnostics`` /
     ``hessian_every`` (:mod:`.diagnostics`).
 
-    Start: each Stiefel factor of the model (``stiefel`` of :func:`~.diagnostics.model_for`)
+    Start: each Stiefel factor of the model (``stiefel`` of :func:`~.models.model_for`)
     uniform on its manifold (drawn in that order), ``Theta_0 = theta0 I`` (0 by default): not a
     small init. A warm start's Stiefel factors must have orthonormal columns; its factors the
     model keeps symmetric (``symmetric_factors``: the symmetric ``Theta``) are symmetrized.
@@ -98,9 +66,11 @@ class WNRGDSetup(Method):
         shapes = self.factor_shapes(problem, rank)
         self.diagnostics = make_diagnostics(diagnostics, hessian_every, shapes)
         self.retraction = check_choice("retraction", retraction, RETRACTIONS)
-        self.preconditioned = bool(preconditioned) or variant == "preconditioned"
+        # the registry resolved the variant (wn_variant); preconditioned=True is its older
+        # spelling when the class is built directly
+        self.direction = WN_VARIANTS["preconditioned" if preconditioned else variant]
         if mu is None:   # the paper's mu for Algorithm 1; the learned step for the addition
-            mu = "auto" if self.preconditioned else self.default_mu
+            mu = "auto" if self.direction.learns_mu else self.default_mu
         self.magnitude = MagnitudeStep(mu, penalty, symmetric=problem.symmetric,
                                        default_mu=self.default_mu)
         if start is None:   # a penalized run from Theta = 0 needs aligned directions to begin
@@ -108,9 +78,7 @@ class WNRGDSetup(Method):
         # a warm start is taken as given
         self.spectral_start = (check_choice("start", start, self.STARTS) == "spectral"
                                and init is None)
-        self.label = ("WN-RGD, Theta-preconditioned (direction S X; project addition, not from "
-                      "the paper)" if self.preconditioned else
-                      "WN-RGD, the paper's Algorithm 1")
+        self.label = self.direction.label
         if self.magnitude.auto:
             self.label += ", learned magnitude step mu='auto' (project addition)"
         if self.magnitude.penalty:
@@ -125,21 +93,17 @@ class WNRGDSetup(Method):
         start["Theta"] = check_float("theta0", theta0, minimum=-2.0, maximum=2.0) * np.eye(rank)
         return start
 
+    @property
+    def preconditioned(self) -> bool:
+        return self.direction is ThetaPreconditioned
+
     def step_hint(self):
-        """First trial of the direction search: 1 when preconditioned, else ``1/||Theta||_2^2``
-        (a callable: the spectral norm is computed only when the step rule reads it)."""
-        if self.preconditioned:
-            return 1.0
-        Theta = self.Theta
-        return lambda: 1.0 / np.linalg.norm(Theta, 2) ** 2
+        """First trial of the direction search (the direction's: ``1/||Theta||_2^2`` as a
+        callable, computed only when the step rule reads it, or 1)."""
+        return self.direction.first_trial(self.Theta)
 
-    # The iteration is the same for both backends: they differ in ``retract`` (native kernels or
-    # numpy) and in how ``_set_iterate(X, Theta, res)`` forms the gradients from the pass ``res``
-    # at (X, Theta), whose thin product ``res.AV`` is ``S X``.
-    retract = staticmethod(retract)
-
-    def _set_iterate(self, X, Theta, res):
-        raise NotImplementedError
+    def retract(self, kind, X, G_dir, Gt, eta):
+        return self.backend.retract(kind, X, G_dir, Gt, eta)
 
     def _objective(self, sumsq, Theta):
         """The loss ``f`` plus the nuclear-norm penalty (0 unless ``penalty`` is set)."""
@@ -176,7 +140,7 @@ class WNRGDSetup(Method):
             res = self._pass(X_new, Theta)
             return self.problem.loss(res.sumsq) + pen, (X_new, res.AV)   # S(X+, Theta) X+
 
-        if self.preconditioned and float(np.vdot(self.G, self.G_dir)) < 0:
+        if self.direction.safeguarded and float(np.vdot(self.G, self.G_dir)) < 0:
             # where Theta is indefinite S X can ascend: the gradient this step, in the units of
             # S X (divided by ||Theta||_2^2, its natural step) so that the remembered step size
             # stays valid (at Theta = 0 the slope is 0 and the free move along S X is kept)
@@ -208,17 +172,22 @@ class WNRGDSetup(Method):
         return ok
 
 
-class WNRGD(WNRGDSetup):
-    """Symmetric WN-RGD, native path; options, start and iteration: :class:`WNRGDSetup`."""
-
     # -- state -------------------------------------------------------------------------------
     def _set_iterate(self, X, Theta, res):
-        """Adopt (X, Theta) with its pass; precompute the gradients the next step needs."""
+        """Adopt (X, Theta) with its pass (``res.AV = S X``); precompute the gradients the next
+        step needs: ``grad_X f = S X Theta``, ``grad_Theta f = 1/2 X^T S X``, the Riemannian
+        gradient ``G`` and the direction's ``Gt`` and ``G_dir``."""
+        tangent = self.backend.tangent_projection
         self.X, self.Theta, self.sumsq = X, Theta, res.sumsq
         self.loss = self._objective(res.sumsq, Theta)
-        SX = self.SX = res.AV                                   # S X
-        self.Gt = SX if self.preconditioned else SX @ Theta
-        self.G = _core.tangent_projection(X, np.ascontiguousarray(SX @ Theta))
-        self.G_dir = (_core.tangent_projection(X, self.Gt) if self.preconditioned else self.G)
+        SX = self.SX = res.AV
+        grad_X = SX @ Theta
+        self.G = tangent(X, grad_X)
+        self.Gt = self.direction.gradient(grad_X, SX)
+        self.G_dir = self.G if self.Gt is grad_X else tangent(X, self.Gt)
         grad_theta = 0.5 * (X.T @ SX)
-        self.grad_norm = float(np.sqrt(np.vdot(self.G, self.G) + np.vdot(grad_theta, grad_theta)))
+        sqnorm = self.backend.sqnorm
+        self.grad_norm = float(np.sqrt(sqnorm(self.G) + sqnorm(grad_theta)))
+
+
+WNRGDSetup = WNRGD     # the older name

@@ -1,4 +1,4 @@
-"""WN-RGD for rectangular targets, native path. This is a project addition, not from the paper
+"""WN-RGD for rectangular targets, on both backends. This is a project addition, not from the paper
 (which treats the symmetric model only); it follows the recipe of SPEC 3.1 on both sides:
 
     Z = X_L Theta X_R^T,  X_L on St(d1, r),  X_R on St(d2, r),  Theta a general r x r matrix
@@ -29,21 +29,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _core
 from ._init import orthonormal_basis
 from ._steps import magnitude_search
-from .wn_rgd import WNRGDSetup
+from .wn_rgd import WNRGD
 
 
-def _c(a):
-    return np.ascontiguousarray(a)
-
-
-class RectangularWNRGDSetup(WNRGDSetup):
-    """Options and start of rectangular WN-RGD, shared by the native and the reference method:
-    those of :class:`~.wn_rgd.WNRGDSetup` with ``mu = 1`` by default, Stiefel factors ``X_L``
-    then ``X_R``, and a general (not symmetrized) ``Theta`` (the model
-    :class:`~.diagnostics.RectangularWeightNormalized`)."""
+class RectangularWNRGD(WNRGD):
+    """Rectangular WN-RGD on ``Z = X_L Theta X_R^T`` (project addition, see the module
+    docstring), both backends: the options of :class:`~.wn_rgd.WNRGD` with ``mu = 1`` by
+    default, Stiefel factors ``X_L`` then ``X_R``, and a general (not symmetrized) ``Theta``
+    (the model :class:`~.models.RectangularWeightNormalized`)."""
 
     default_mu = 1.0
 
@@ -51,11 +46,26 @@ class RectangularWNRGDSetup(WNRGDSetup):
     def factor_shapes(cls, problem, rank):
         return {"X_L": (problem.d1, rank), "Theta": (rank, rank), "X_R": (problem.d2, rank)}
 
-    # The iteration is the same for both backends: they differ in ``retract`` (native kernels or
-    # numpy) and in how ``_set_iterate(XL, Theta, XR, res)`` forms the gradients from the pass
-    # ``res`` at (X_L, Theta, X_R), whose thin products are ``E X_R`` and ``E^T X_L``.
+    # -- state -------------------------------------------------------------------------------
     def _set_iterate(self, XL, Theta, XR, res):
-        raise NotImplementedError
+        """Adopt ``(X_L, Theta, X_R)`` with its pass (``E X_R``, ``E^T X_L``); precompute the
+        step's gradients: ``grad_XL f = E X_R Theta^T``, ``grad_XR f = E^T X_L Theta``,
+        ``grad_Theta f = X_L^T E X_R``, the Riemannian gradients and the direction's."""
+        tangent = self.backend.tangent_projection
+        self.XL, self.Theta, self.XR, self.sumsq = XL, Theta, XR, res.sumsq
+        self.loss = self._objective(res.sumsq, Theta)
+        EXR, EtXL = res.AV, res.AtU
+        self.EXR, self.EtXL = EXR, EtXL
+        grad_L, grad_R = EXR @ Theta.T, EtXL @ Theta
+        self.G_L = tangent(XL, grad_L)
+        self.G_R = tangent(XR, grad_R)
+        self.Gt_L = self.direction.gradient(grad_L, EXR)
+        self.Gt_R = self.direction.gradient(grad_R, EtXL)
+        self.Gd_L = self.G_L if self.Gt_L is grad_L else tangent(XL, self.Gt_L)
+        self.Gd_R = self.G_R if self.Gt_R is grad_R else tangent(XR, self.Gt_R)
+        grad_theta = XL.T @ EXR
+        self.grad_norm = float(np.sqrt(np.sum(self.G_L ** 2) + np.sum(self.G_R ** 2)
+                                       + np.sum(grad_theta ** 2)))
 
     def _begin(self, start):
         XL, Theta, XR = start["X_L"], start["Theta"], start["X_R"]
@@ -85,7 +95,7 @@ class RectangularWNRGDSetup(WNRGDSetup):
             return self.problem.loss(res.sumsq) + pen, (XL, XR, res.AV)
 
         # decrease rate of f(., Theta, .) along the search direction
-        if self.preconditioned and float(np.vdot(self.G_L, self.Gd_L)
+        if self.direction.safeguarded and float(np.vdot(self.G_L, self.Gd_L)
                                          + np.vdot(self.G_R, self.Gd_R)) < 0:
             # where Theta is ill-signed E X_R, E^T X_L need not descend: the gradients this step,
             # in their units (divided by ||Theta||_2^2; see the symmetric method)
@@ -119,26 +129,4 @@ class RectangularWNRGDSetup(WNRGDSetup):
         return ok
 
 
-class RectangularWNRGD(RectangularWNRGDSetup):
-    """Rectangular WN-RGD on ``Z = X_L Theta X_R^T`` (project addition, see the module
-    docstring). Options: ``retraction``, ``mu`` (1.0), ``preconditioned``, ``theta0``."""
-
-    # -- state -------------------------------------------------------------------------------
-    def _set_iterate(self, XL, Theta, XR, res):
-        """Adopt ``(X_L, Theta, X_R)`` with its pass; precompute the step's gradients."""
-        self.XL, self.Theta, self.XR, self.sumsq = XL, Theta, XR, res.sumsq
-        self.loss = self._objective(res.sumsq, Theta)
-        EXR, EtXL = res.AV, res.AtU                              # E X_R, E^T X_L
-        self.EXR, self.EtXL = EXR, EtXL
-        grad_L, grad_R = _c(EXR @ Theta.T), _c(EtXL @ Theta)
-        self.G_L = _core.tangent_projection(XL, grad_L)
-        self.G_R = _core.tangent_projection(XR, grad_R)
-        if self.preconditioned:
-            self.Gt_L, self.Gt_R = _c(EXR), _c(EtXL)
-            self.Gd_L = _core.tangent_projection(XL, self.Gt_L)
-            self.Gd_R = _core.tangent_projection(XR, self.Gt_R)
-        else:
-            self.Gt_L, self.Gt_R, self.Gd_L, self.Gd_R = grad_L, grad_R, self.G_L, self.G_R
-        grad_theta = XL.T @ EXR
-        self.grad_norm = float(np.sqrt(np.sum(self.G_L ** 2) + np.sum(self.G_R ** 2)
-                                       + np.sum(grad_theta ** 2)))
+RectangularWNRGDSetup = RectangularWNRGD     # the older name
