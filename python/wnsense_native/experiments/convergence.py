@@ -1,4 +1,4 @@
-"""Symmetric-sensing experiments of SPEC section 5: Fig. 2a / 2b, full rank, retractions, noise,
+"""Symmetric-sensing experiments of the paper: Fig. 2a / 2b, full rank, retractions, noise,
 saddle-to-saddle dynamics."""
 from __future__ import annotations
 

@@ -152,9 +152,20 @@ def samplecomplexity(ctx, *, d, true_rank, kappa, rank_factors, oversampling, se
             f"{dr - true_rank * (true_rank - 1) // 2} (o = "
             f"{(dr - true_rank * (true_rank - 1) // 2) / dr:.2f})."]
     foot += [f"{s.label}: {s.note}." for s in specs if s.note]
-    if any(diverged.values()):
-        foot.append("diverged runs: " + ", ".join(f"{s.label} {diverged[s.key]}"
-                                                  for s in specs if diverged[s.key]))
+    # why the failed runs failed: too few measurements cannot be told from the budget by the
+    # table alone; at the largest o, a run still descending at max_iter is budget-limited
+    failed = {}
+    for run in ctx.runs:
+        if run.config_values["oversampling"] == grid[-1] and not (
+                run.final_rel_error is not None and run.final_rel_error <= target):
+            key = f"{run.spec.key} r={run.config_values['rank']}"
+            failed.setdefault(key, {}).setdefault(run.result.stop_reason, 0)
+            failed[key][run.result.stop_reason] += 1
+    if failed:
+        foot.append(f"failed runs at o = {grid[-1]:g} by stop reason: "
+                    + "; ".join(f"{k}: " + ", ".join(f"{n} {why}" for why, n in v.items())
+                                for k, v in failed.items())
+                    + f" (max_iter: still above {target:g} after {max_iter} iterations)")
     print_table(ctx, table, foot)
 
     checks = {}
@@ -209,6 +220,7 @@ def samplecomplexity(ctx, *, d, true_rank, kappa, rank_factors, oversampling, se
 
     ctx.make_plot(draw)
     return {"claim": claim, "table": table, "thresholds": found_json(found),
+            "failed_at_largest_oversampling": failed, "diverged": diverged,
             "skipped": {k: {str(r): sorted(v) for r, v in by_r.items()}
                         for k, by_r in skipped.items()}}
 
