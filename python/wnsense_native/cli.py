@@ -329,7 +329,7 @@ def _print_list():
         print(f"{name.ljust(width)}  {times[name].rjust(twidth)}  {lines[0]}")
         for more in lines[1:]:
             print(indent + more)
-    print("(one run at default size on a 2-core machine, --threads 1; --full takes longer)")
+    print("(one run at default size, --threads 1, on a busy 2-core machine; --full takes longer)")
 
 
 def _load_npy(flag, path, *, mmap=False):

@@ -265,12 +265,14 @@ DEMO = EXPERIMENTS["fig2a"]
 DEMO_QUICK_MAX_ITER = 2000
 
 
-# Wall seconds of one run at default size (``--threads 1``, no plot) on the project's 2-core
-# machine; see expected_time.
+# Wall seconds of one run at default size (``reproduce NAME --threads 1 --no-plot``), measured once
+# on the project's 2-core machine while other work kept it loaded (load average 7-9): an idle
+# machine is faster (fig2a: 25 s). image: estimated, not measured (scikit-image was not
+# installed); completion: 14 s measured without its inpainting part, plus an estimate for it.
 EXPECTED_SECONDS = {
-    "fig2a": 25, "fig2b": 26, "full_rank": 2, "retractions": 10, "noise": 3, "saddles": 20,
-    "asymmetric": 60, "snn": 17, "completion": 30, "image": 10, "headtohead": 60,
-    "samplecomplexity": 120,
+    "fig2a": 65, "fig2b": 50, "full_rank": 2, "retractions": 16, "noise": 11, "saddles": 14,
+    "asymmetric": 20, "snn": 8, "completion": 25, "image": 10, "headtohead": 31,
+    "samplecomplexity": 55,
 }
 
 
@@ -280,8 +282,8 @@ def list_experiments() -> list[tuple[str, str]]:
 
 def expected_time(name) -> str:
     """About how long ``reproduce NAME`` takes at default size, e.g. ``"~25 s"`` (``"?"`` when
-    not measured). Measured once per experiment on a 2-core machine with one thread; a loaded
-    machine or ``--full`` takes longer."""
+    unknown): one run per experiment on a loaded 2-core machine with one thread; ``--full`` and
+    larger parameters take longer."""
     sec = EXPECTED_SECONDS.get(name)
     if sec is None:
         return "?"
