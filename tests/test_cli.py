@@ -52,18 +52,21 @@ def test_demo_quick_prints_table_and_writes_files(tmp_path):
     p = cli("demo", "--quick", "--out", str(tmp_path))
     assert p.returncode == 0, p.stderr
     out = p.stdout
-    assert "final rel err" in out and "it to 0.0001" in out and "s to 1e-08" in out
-    assert "passes to 0.0001" in out and "passes to 1e-08" in out
+    assert "final err" in out and "it 1e-4" in out and "it 1e-8" in out and "s 1e-8" in out
+    assert "passes 1e-8" in out
+    table = out[out.index("kappa  method"):out.index("Claim:")]
+    assert max(len(line) for line in table.splitlines()) <= 100, table
+    assert max(len(line) for line in out.splitlines()) <= 100, out
     for kappa in ("50", "75", "100"):
         assert any(line.lstrip().startswith(kappa) for line in out.splitlines())
         # one table line per method: the default (WN-LBFGS), the paper's WN-RGD, the
         # preconditioned variant and GD
         rows = [line for line in out.splitlines() if line.lstrip().startswith(kappa + " ")]
         assert len(rows) == 4, rows
-        for name in ("WN-LBFGS, default", "WN-RGD (paper, Alg. 1)", "WN-RGD precond.",
+        for name in ("WN-LBFGS, default [+]", "WN-RGD (paper, Alg. 1)", "WN-RGD precond. [+]",
                      "GD (small init"):
             assert sum(name in line for line in rows) == 1, (name, rows)
-    assert "project addition" in out and "—" in out
+    assert "[+]: this project's addition" in " ".join(out.split()) and "—" in out
     assert "Claim:" in out
     csv_path = tmp_path / "wnsense_demo.csv"
     with open(csv_path, newline="") as fh:
@@ -79,11 +82,17 @@ def test_demo_quick_prints_table_and_writes_files(tmp_path):
         assert "pip install wnsense_native[plots]" in out
 
 
-def test_demo_writes_to_current_directory_by_default(tmp_path):
+def test_demo_writes_into_one_folder_by_default(tmp_path):
     p = cli("demo", "--quick", "--no-plot", "--max-iter", "50", "--kappas", "50", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
-    assert (tmp_path / "wnsense_demo.csv").exists() and (tmp_path / "wnsense_demo.json").exists()
-    assert not (tmp_path / "wnsense_demo.png").exists()
+    out = tmp_path / "wnsense_results"
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["wnsense_results"]
+    assert (out / "wnsense_demo.csv").exists() and (out / "wnsense_demo.json").exists()
+    assert not (out / "wnsense_demo.png").exists()
+    assert f"wrote {os.path.join('wnsense_results', 'wnsense_demo.csv')}" in p.stdout
+    # each run is named on the line that reports it (no progress bar: not a terminal)
+    runs = [line for line in p.stdout.splitlines() if line.startswith("  kappa=50")]
+    assert len(runs) == 4 and all(" it " in line for line in runs), p.stdout
 
 
 def test_demo_without_matplotlib_still_prints_table(tmp_path):
@@ -91,7 +100,7 @@ def test_demo_without_matplotlib_still_prints_table(tmp_path):
     assert p.returncode == 0, p.stderr
     notes = [line for line in p.stdout.splitlines() if "matplotlib is not installed" in line]
     assert len(notes) == 1 and "pip install wnsense_native[plots]" in notes[0]
-    assert "final rel err" in p.stdout
+    assert "final err" in p.stdout
     assert not (tmp_path / "wnsense_demo.png").exists()
     assert (tmp_path / "wnsense_demo.csv").exists()
 
@@ -110,9 +119,20 @@ def test_console_script():
 def test_reproduce_list():
     p = cli("reproduce", "--list")
     assert p.returncode == 0
-    names = [line.split()[0] for line in p.stdout.strip().splitlines()]
+    lines = p.stdout.rstrip().splitlines()
+    entries = [line for line in lines if line[:1].strip() and not line.startswith("(")]
+    names = [line.split()[0] for line in entries]
     assert names == [n for n, _ in list_experiments()]  # (the names: test_experiments.py)
-    assert all(len(line.split(None, 1)) == 2 for line in p.stdout.strip().splitlines())
+    for line in entries:   # name, expected time at default size, description
+        name, time_, unit, desc = line.split(None, 3)
+        assert time_.startswith("~") and unit in ("s", "min") and desc, line
+    assert max(len(line) for line in lines) <= 100
+
+
+def test_reproduce_help_names_what_ships():
+    p = cli("reproduce", "--help")
+    assert p.returncode == 0
+    assert "SPEC" not in p.stdout and "wnsense_results" in p.stdout
 
 
 def test_reproduce_runs_and_writes_summary(tmp_path):

@@ -71,7 +71,8 @@ def require_methods(summary, *keys):
 def test_catalogue_lists_every_spec_experiment():
     names = [n for n, _ in ex.list_experiments()]
     assert names == ["fig2a", "fig2b", "full_rank", "retractions", "noise", "saddles",
-                     "asymmetric", "snn", "completion", "image", "headtohead"]
+                     "asymmetric", "snn", "completion", "image", "headtohead",
+                     "samplecomplexity"]
     for exp in ex.EXPERIMENTS.values():
         assert exp.description and exp.params
         assert "max_iter" in [p.name for p in exp.params]
@@ -327,6 +328,63 @@ def test_full_defaults_are_the_paper_sizes():
     assert (p["d"], p["true_rank"], p["m_factor"]) == (200, 10, 5.0)
     # explicit values win over --full defaults
     assert ex.resolve_params(ex.EXPERIMENTS["fig2b"], full=True, d=50)["d"] == 50
+
+
+def test_every_experiment_has_an_expected_time():
+    for name in ex.EXPERIMENTS:
+        t = ex.expected_time(name)
+        assert t.startswith("~") and t.endswith(("s", "min")), (name, t)
+
+
+# ------------------------------------------------------------------------------------------------
+# samplecomplexity
+
+def test_samplecomplexity_threshold_and_verdict_from_the_numbers():
+    from wnsense_native.experiments.samplecomplexity import falls, threshold
+
+    grid = [1.5, 2.0, 3.0, 4.0]
+    rates = {1.5: 0.2, 2.0: 1.0, 3.0: 0.8, 4.0: 1.0}   # a dip at 3: stable only from 4 on
+    assert threshold(rates, grid, 0.9) == 4.0
+    assert threshold({**rates, 3.0: 1.0}, grid, 0.9) == 2.0
+    assert threshold({**rates, 4.0: 0.6}, grid, 0.9) is None
+    assert falls([4.0, 3.0, 3.0, 2.0]) is True
+    assert falls([3.0, 3.0]) is False              # no fall at all
+    assert falls([3.0, 2.0, 4.0]) is False         # not monotone
+    assert falls([3.0, None]) is False             # a rank that never recovers
+
+
+def test_samplecomplexity_toy(tmp_path):
+    s = run("samplecomplexity", tmp_path, d=8, true_rank=1, rank_factors=[1, 2],
+            oversampling=[2.0, 6.0], seeds=2, max_iter=300)
+    require_methods(s, "wn_rgd_const", "gd", "precgd")
+    check_files(s, tmp_path)
+    claim = s["claim"]
+    assert claim["holds"] in (True, False)
+    # the verdict and the thresholds are recomputed here from the per-run records
+    from wnsense_native.experiments.samplecomplexity import falls, threshold
+
+    for key, check in claim["checks"].items():
+        found = []
+        for r in (1, 2):
+            runs = [x for x in s["results"] if x.get("method") == key
+                    and x["config_rank"] == r]
+            rates = {}
+            for ov in (2.0, 6.0):
+                got = [x["final_rel_error"] is not None and x["final_rel_error"] <= 1e-6
+                       for x in runs if x["config_oversampling"] == ov]
+                skipped = ov in s["skipped"][key][str(r)]
+                assert not (got and skipped)
+                rates[ov] = (sum(got) / len(got)) if got else 0.0
+                assert claim["rates"][key][str(r)][f"{ov:g}"] == pytest.approx(rates[ov])
+            found.append(threshold(rates, [2.0, 6.0], 0.9))
+            assert check["thresholds"][str(r)] == found[-1]
+        assert check["falls"] == falls(found)
+    assert claim["holds"] == claim["checks"]["wn_rgd_const"]["falls"]
+    # ranks r*, 2 r*; grid walked from the top: every configuration at o = 6 ran
+    top = [x for x in s["results"] if x.get("config_oversampling") == 6.0]
+    assert len(top) == 2 * 2 * 4
+    # GD with small init at r* = 1 on 6x oversampling recovers (the control can pass)
+    assert claim["rates"]["gd"]["1"]["6"] == 1.0
 
 
 def test_thin_indices():

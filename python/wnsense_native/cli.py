@@ -1,7 +1,7 @@
 """Command line: ``wnsense`` / ``python -m wnsense_native``.
 
     wnsense demo [--quick] [--out DIR] [--no-plot] ...      the headline comparison (Fig. 2a-like)
-    wnsense reproduce --list                                 the experiments of SPEC section 5
+    wnsense reproduce --list                                 the paper's experiments, with run times
     wnsense reproduce NAME [--seed S] [--out DIR] [--full] [--no-plot] [--max-iter N] [size flags]
     wnsense solve --operator M.npy --y y.npy --rank R [--method wn_rgd] [--out x.npy]
 
@@ -21,6 +21,7 @@ import os
 import sys
 import time
 
+DEFAULT_OUT = "wnsense_results"  # one folder for every file a command writes
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
 
@@ -89,8 +90,9 @@ def _add_common(p, *, full=True):
     g = p.add_argument_group("common options")
     g.add_argument("--seed", type=_int_at_least(0, "a non-negative integer"), default=0,
                    help="random seed (default 0); the same seed gives the same numbers")
-    g.add_argument("--out", metavar="DIR", default=".",
-                   help="directory for the CSV / JSON / PNG files (default: current directory)")
+    g.add_argument("--out", metavar="DIR", default=DEFAULT_OUT,
+                   help=f"directory for the CSV / JSON / PNG files, created if missing (default: "
+                        f"{DEFAULT_OUT}/)")
     g.add_argument("--no-plot", action="store_true", help="do not write the PNG plot")
     if full:
         g.add_argument("--full", action="store_true",
@@ -161,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Fig. 2a-like comparison on the population operator: "
                           "WN-RGD, its Theta-preconditioned variant (this project's addition) "
                           "and GD with small init; d=10, r*=3, r=5, kappa in {50,75,100}. Prints "
-                          "a table and writes wnsense_demo.png/.csv/.json.")
+                          "a table and writes wnsense_demo.png/.csv/.json into --out "
+                          f"(default {DEFAULT_OUT}/).")
     demo.add_argument("--quick", action="store_true",
                       help=f"tiny iteration budget (smoke test: {DEMO_QUICK_MAX_ITER} "
                            f"iterations per run)")
@@ -170,8 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
 
     rep = sub.add_parser("reproduce", help="run one experiment of the paper (--list for names)",
-                         description="Run an experiment of SPEC section 5; writes "
-                         "wnsense_NAME.csv/.json (and .png) into --out.")
+                         description="Run one of the paper's experiments (each claim is checked "
+                         "next to a control that would pass without the phenomenon); writes "
+                         f"wnsense_NAME.csv/.json (and .png) into --out (default {DEFAULT_OUT}/). "
+                         "--list shows the experiments and their run time at default size.")
     rep.add_argument("--list", action="store_true", help="list the experiments and exit")
     names = rep.add_subparsers(dest="experiment", metavar="NAME",
                                title="experiments (python -m wnsense_native reproduce NAME -h)")
@@ -300,14 +305,31 @@ def _cmd_reproduce(args) -> int:
     if args.list or getattr(args, "experiment", None) is None:
         if not args.list:
             raise CLIError("reproduce needs an experiment NAME (reproduce --list shows them)")
-        width = max(len(n) for n, _ in list_experiments())
-        for name, desc in list_experiments():
-            print(f"{name.ljust(width)}  {desc}")
+        _print_list()
         return 0
     exp = EXPERIMENTS[args.experiment]
     with _dask_client(args) as client:
         run_experiment(exp.name, full=args.full, client=client, **_experiment_kwargs(args, exp))
     return 0
+
+
+def _print_list():
+    """``reproduce --list``: name, expected time at default size, description (100 columns)."""
+    import textwrap
+
+    from .experiments import expected_time, list_experiments
+
+    items = list_experiments()
+    width = max(len(n) for n, _ in items)
+    times = {n: expected_time(n) for n, _ in items}
+    twidth = max(len(t) for t in times.values())
+    indent = " " * (width + twidth + 4)
+    for name, desc in items:
+        lines = textwrap.wrap(desc, 100 - len(indent)) or [""]
+        print(f"{name.ljust(width)}  {times[name].rjust(twidth)}  {lines[0]}")
+        for more in lines[1:]:
+            print(indent + more)
+    print("(one run at default size, --threads 1, on a busy 2-core machine; --full takes longer)")
 
 
 def _load_npy(flag, path, *, mmap=False):

@@ -658,7 +658,8 @@ def matrix_free_sensing(shape, forward, adjoint_products, *, symmetric=False) ->
     ``op.adjoint(v)`` call them with ``R = I`` / ``right = I``.
     """
     if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) != 3:
-        raise TypeError(f"shape must be a triple (m, d1, d2), got {shape!r}")
+        raise TypeError(f"shape must be a triple (m, d1, d2): the number of measurements m, then "
+                        f"the matrix size d1 x d2; got {shape!r}")
     m = check_int("shape[0]", shape[0], minimum=1)
     d1 = check_int("shape[1]", shape[1], minimum=1)
     d2 = check_int("shape[2]", shape[2], minimum=1)

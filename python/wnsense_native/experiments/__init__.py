@@ -1,5 +1,6 @@
-"""The experiments of SPEC section 5, runnable from Python or from the command line
-(``python -m wnsense_native reproduce NAME``).
+"""The paper's experiments, each claim checked next to a control, runnable from Python or from
+the command line (``python -m wnsense_native reproduce NAME``; ``reproduce --list`` gives their
+run times).
 
 >>> from wnsense_native.experiments import run_experiment
 >>> summary = run_experiment("fig2a", kappas=[10], max_iter=2000, out="results", plot=False)
@@ -24,8 +25,9 @@ from . import asymmetric as _asym
 from . import competitors as _comp
 from . import completion as _compl
 from . import convergence as _conv
+from . import samplecomplexity as _samp
 
-__all__ = ["EXPERIMENTS", "DEMO", "run_experiment", "run_demo", "list_experiments",
+__all__ = ["EXPERIMENTS", "DEMO", "run_experiment", "run_demo", "list_experiments", "expected_time",
            "resolve_params", "ExperimentError", "Param", "Experiment"]
 
 _POS = dict(minimum=1)
@@ -235,13 +237,57 @@ _register(Experiment(
     full_note="--full: d=200, r*=10, m=10000, r=r* (add --ranks 10,20 for the "
               "overparameterized case), packed float64 operator (1.6 GB)"))
 
+_register(Experiment(
+    "samplecomplexity", "Sample complexity vs overparameterization: the oversampling m/(d r*) "
+                        "at which WN-RGD recovers Z*, for r = r*, 2r*, 4r*, 8r*",
+    _samp.samplecomplexity, [
+        _p("d", "int", 20, "matrix size", **_POS),
+        _p("true_rank", "int", 2, "rank r* of Z*", **_POS),
+        _p("kappa", "float", 1.0, "condition number", minimum=1.0),
+        _p("rank_factors", "ints", (1, 2, 4, 8), "search ranks r = factor * r* "
+           "(comma-separated)", **_POS),
+        _p("oversampling", "floats", (1.5, 2.0, 2.5, 3.0, 4.0), "grid of m / (d r*) "
+           "(comma-separated)", minimum=0, strict=True),
+        _p("seeds", "int", 5, "problems (truth + operator) per grid point", **_POS),
+        _p("constant_step", "float", 0.5, "the constant step of the paper's WN-RGD line",
+           minimum=0, strict=True),
+        _p("max_iter", "int", 1000, "iteration budget per run", **_NONNEG),
+        _p("tol", "float", 1e-8, "stop at this relative residual", **_NONNEG),
+        _p("target", "float", 1e-6, "recovered: final relative error <= target",
+           minimum=0, strict=True),
+        _p("rate", "float", 0.9, "fraction of seeds that defines the threshold", minimum=0,
+           strict=True),
+        _p("init_scale", "float", 1e-3, "GD init scale alpha", minimum=0, strict=True),
+    ]))
+
 # The demo: fig2a as the embedded default, its own file names, --quick for a smoke run.
 DEMO = EXPERIMENTS["fig2a"]
 DEMO_QUICK_MAX_ITER = 2000
 
 
+# Wall seconds of one run at default size (``reproduce NAME --threads 1 --no-plot``), measured once
+# on the project's 2-core machine while other work kept it loaded (load average 7-9): an idle
+# machine is faster (fig2a: 25 s). image: estimated, not measured (scikit-image was not
+# installed); completion: 14 s measured without its inpainting part, plus an estimate for it.
+EXPECTED_SECONDS = {
+    "fig2a": 65, "fig2b": 50, "full_rank": 2, "retractions": 16, "noise": 11, "saddles": 14,
+    "asymmetric": 20, "snn": 8, "completion": 25, "image": 10, "headtohead": 31,
+    "samplecomplexity": 55,
+}
+
+
 def list_experiments() -> list[tuple[str, str]]:
     return [(e.name, e.description) for e in EXPERIMENTS.values()]
+
+
+def expected_time(name) -> str:
+    """About how long ``reproduce NAME`` takes at default size, e.g. ``"~25 s"`` (``"?"`` when
+    unknown): one run per experiment on a loaded 2-core machine with one thread; ``--full`` and
+    larger parameters take longer."""
+    sec = EXPECTED_SECONDS.get(name)
+    if sec is None:
+        return "?"
+    return f"~{sec} s" if sec < 120 else f"~{sec / 60:.0f} min"
 
 
 def resolve_params(exp: Experiment, full=False, **given) -> dict:

@@ -133,6 +133,7 @@ class MethodSpec:
     method: str
     options: dict = field(default_factory=dict)
     note: str = ""
+    short: str = ""  # the label in printed tables and run lines (100 columns), when shorter
 
 
 # ------------------------------------------------------------------------------------------------
@@ -313,6 +314,9 @@ class Context:
         self.notes: list[str] = []
         self.thresholds: tuple = ()
         self.plot_path: str | None = None
+        self.csv_points = 2000   # CSV rows per run (thinned) unless csv_full
+        self.run_lines = True    # a line per run; experiments of hundreds of runs print less
+        self._open_line = False  # the start of a run's line is printed, its end is due
 
     # -- randomness --------------------------------------------------------------------------
     def rng(self, *keys) -> np.random.Generator:
@@ -384,6 +388,13 @@ class Context:
         if spec.key in self.unavailable:
             self._advance(config, spec)
             return None
+        if self.run_lines and self.verbose and self._bar is None:
+            # no progress bar: name the run as it starts (a long run is not silence), finish
+            # the line when it ends
+            stream = self.stream or sys.stdout
+            print(f"  {config:<12} {spec.short or spec.label:<24} ", end="", file=stream,
+                  flush=True)
+            self._open_line = True
         res = wn.solve(op, y, rank, method=spec.method, max_iter=int(max_iter), tol=tol,
                        step_size=step_size, rng=rng, x_true=x_true, xtol=xtol,
                        max_time=self.max_time, n_threads=self.n_threads,
@@ -394,9 +405,13 @@ class Context:
         """Record a run (from :meth:`solve`, or computed outside ``wn.solve``, e.g. a numpy
         baseline)."""
         self.runs.append(run)
-        self.echo(f"  {run.config:<18} {run.label:<36} {run.result.nit:>7d} it  "
-                  f"{run.result.time:8.2f} s  rel error {fmt_num(run.final_rel_error)}  "
-                  f"({run.result.stop_reason})")
+        tail = (f"{run.result.nit:>7d} it {run.result.time:7.2f} s  rel error "
+                f"{fmt_num(run.final_rel_error)}  ({run.result.stop_reason})")
+        if self._open_line:
+            self._open_line = False
+            print(tail, file=self.stream or sys.stdout, flush=True)
+        elif self.run_lines:
+            self.echo(f"  {run.config:<12} {run.spec.short or run.label:<24} {tail}")
         self._advance(run.config, run.spec)
         return run
 
@@ -422,7 +437,7 @@ class Context:
                 if k not in base and k not in extra:
                     extra.append(k)
         header = base + extra
-        max_points = 0 if self.csv_full else 2000
+        max_points = 0 if self.csv_full else self.csv_points
         with open(path, "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(header)

@@ -112,6 +112,7 @@ def convergence_panels(runs, configs, *, title, y="rel_error", ylabel="relative 
         ax.grid(True, which="major", alpha=0.3)
         if j == 0:
             ax.set_ylabel(ylabel)
-    axes[0, 0].legend(fontsize=7, loc="best")
+    # beside the last panel, not on one: curves reach every corner of a panel somewhere
+    axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     fig.suptitle(suptitle or title, fontsize=10)
     return save(fig, path)

@@ -1,8 +1,9 @@
-"""Symmetric-sensing experiments of SPEC section 5: Fig. 2a / 2b, full rank, retractions, noise,
+"""Symmetric-sensing experiments of the paper: Fig. 2a / 2b, full rank, retractions, noise,
 saddle-to-saddle dynamics."""
 from __future__ import annotations
 
 import math
+import textwrap
 
 import numpy as np
 
@@ -12,13 +13,18 @@ from ._base import ExperimentError, MethodSpec, fmt_num, fmt_reach, format_table
 # the paper's Algorithm 1 is selected explicitly (the library's default is WN-LBFGS)
 WN = MethodSpec("wn_rgd", "WN-RGD (paper, Alg. 1)", "wn_rgd", {"variant": "paper"})
 WN_PRE = MethodSpec("wn_rgd_precond", "WN-RGD precond. [project addition]", "wn_rgd",
-                    {"variant": "preconditioned"},
+                    {"variant": "preconditioned"}, short="WN-RGD precond. [+]",
                     note="Theta-preconditioned WN-RGD (S X instead of S X Theta, learned "
                          "magnitude step): this project's addition, not from the paper")
 WN_DEFAULT = MethodSpec("wn_lbfgs", "WN-LBFGS, default [project addition]", "wn_rgd", {},
+                        short="WN-LBFGS, default [+]",
                         note="WN-LBFGS (the library's default: Riemannian L-BFGS in the "
                              "Gauss-Newton metric, one pass per iteration): this project's "
                              "addition, not from the paper")
+
+
+WIDTH = 100  # printed tables and notes fit a 100-column terminal (the CSV / JSON hold the rest)
+ADDITION = "[+]: this project's addition, not from the paper"
 
 
 def gd_spec(init_scale):
@@ -58,24 +64,34 @@ def check_ranks(d, true_rank, ranks):
             raise ExperimentError(f"search rank {r} must be <= --d ({d})")
 
 
+def short_threshold(thr) -> str:
+    """``1e-08`` -> ``1e-8`` (table headers stay narrow)."""
+    mant, _, exp = f"{thr:.0e}".partition("e")
+    return f"{mant}e{int(exp)}" if mant == "1" else f"{thr:g}"
+
+
 def convergence_table(ctx, configs, config_header, thresholds, methods=None):
-    """Rows per (config, method): final rel error, iterations and seconds to each threshold."""
-    headers = [config_header, "method", "final rel err"]
-    for thr in thresholds:
-        headers += [f"it to {thr:g}", f"passes to {thr:g}", f"s to {thr:g}"]
-    headers += ["iterations", "stop"]
+    """Rows per (config, method): final rel error, iterations to each threshold and passes and
+    seconds to the last one (under 100 columns; every threshold's numbers are in the JSON)."""
+    headers = [config_header, "method", "final err"]
+    for j, thr in enumerate(thresholds):
+        t = short_threshold(thr)
+        headers += [f"it {t}"] + ([f"passes {t}", f"s {t}"] if j == len(thresholds) - 1 else [])
+    headers += ["stop"]
     rows = []
     for cfg in configs:
         for run in ctx.runs:
             if run.config != cfg or (methods and run.key not in methods):
                 continue
-            row = [cfg.split("=", 1)[-1] if "=" in cfg else cfg, run.label,
+            row = [cfg.split("=", 1)[-1] if "=" in cfg else cfg, run.spec.short or run.label,
                    fmt_num(run.final_rel_error)]
-            for thr in thresholds:
+            for j, thr in enumerate(thresholds):
                 it, sec = fmt_reach(run.reach(thr))
-                passes = passes_to(run.history, thr)
-                row += [it, "—" if passes is None else str(passes), sec]
-            row += [str(run.result.nit), run.result.stop_reason]
+                row += [it]
+                if j == len(thresholds) - 1:
+                    passes = passes_to(run.history, thr)
+                    row += ["—" if passes is None else str(passes), sec]
+            row += [run.result.stop_reason]
             rows.append(row)
     return format_table(headers, rows)
 
@@ -84,7 +100,7 @@ def print_table(ctx, table, footnotes=()):
     ctx.echo("")
     ctx.echo(table)
     for f in footnotes:
-        ctx.echo(f)
+        ctx.echo(textwrap.fill(f, WIDTH, subsequent_indent="  "))
     ctx.echo("")
 
 
@@ -98,7 +114,8 @@ def report_claim(ctx, statement, holds, *, budget_hint=True, **details):
         verdict += " (some runs hit the iteration or time budget: try a larger --max-iter)"
     if holds is None and ctx.unavailable:
         verdict += " (methods missing in this build)"
-    ctx.echo(f"Claim: {statement}\n  -> {verdict}")
+    ctx.echo(textwrap.fill(f"Claim: {statement}", WIDTH, subsequent_indent="  "))
+    ctx.echo(f"  -> {verdict}")
     return {"statement": statement, "holds": holds, **details}
 
 
@@ -117,7 +134,8 @@ def fig2a(ctx, *, d, true_rank, rank, kappas, operator, m, max_iter, tol, init_s
     where = ("population operator A = Id" if operator == "population"
              else f"symmetric Gaussian operator, m = {m}")
     ctx.echo(f"d = {d}, r* = {true_rank}, r = {rank}, kappa in {{{', '.join(f'{k:g}' for k in kappas)}}}, "
-             f"{where}, up to {max_iter} iterations, tol {tol:g}")
+             f"{where},")
+    ctx.echo(f"up to {max_iter} iterations, tol {tol:g}")
     configs = []
     with ctx.progress(len(kappas) * len(methods)):
         for i, kappa in enumerate(kappas):
@@ -129,10 +147,11 @@ def fig2a(ctx, *, d, true_rank, rank, kappas, operator, m, max_iter, tol, init_s
                 ctx.solve(cfg, {"kappa": kappa}, spec, op, y, rank, x_true=Zs,
                           rng=ctx.rng(2, i), max_iter=max_iter, tol=tol)
     table = convergence_table(ctx, configs, "kappa", ctx.thresholds)
-    foot = [f"'—': not reached within {max_iter} iterations."]
+    foot = [f"'—': not reached within {max_iter} iterations; it / passes / s: iterations, "
+            f"passes over the data and seconds to the relative error in the header. {ADDITION}."]
     for spec in methods:
         if spec.note:
-            foot.append(f"{spec.label}: {spec.note}.")
+            foot.append(f"{spec.short or spec.label}: {spec.note}.")
     print_table(ctx, table, foot)
 
     ratios = {}
