@@ -70,6 +70,7 @@ from ._method import Method
 from ._problem import sym
 from ._steps import QuadraticBacktracking
 from .diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics, model_for
+from .rank_adapt import RankAdaptation, complete_basis
 
 # accept an L-BFGS pair only when <s, y> > PAIR_TOL <s, s> (curvature condition)
 PAIR_TOL = 1e-10
@@ -114,7 +115,7 @@ class NativeGeometry:
         return _core.wn_transport_rect(XL, XR, XL_new, XR_new, V, in_place=True)
 
 
-class _LBFGSCore(Method):
+class _LBFGSCore(RankAdaptation, Method):
     """The WN-LBFGS iteration, shared by both families (mixins below: the model, its pass, start,
     gradient, retraction and transport in packed form) and both backends (``geometry``)."""
 
@@ -122,13 +123,13 @@ class _LBFGSCore(Method):
     label = ("WN-LBFGS (weight-normalized Riemannian L-BFGS, Gauss-Newton metric; "
              "project addition, not the paper's Algorithm 1)")
     OPTIONS = {"variant": "lbfgs", "memory": 5, "damping": 1.0, "power_steps": 1,
-               "gain": "auto", **DIAGNOSTIC_OPTIONS}
+               "gain": "auto", "truncate": False, **DIAGNOSTIC_OPTIONS}
     default_step_rule = QuadraticBacktracking
     geometry = NativeGeometry
     theta_weight = 1.0
 
     def _setup(self, problem, rank, gen, init, *, variant, memory, damping, power_steps,
-               gain="auto", diagnostics=(), hessian_every=1):
+               gain="auto", truncate=False, diagnostics=(), hessian_every=1):
         shapes = self.factor_shapes(problem, rank)
         self.diagnostics = make_diagnostics(diagnostics, hessian_every, shapes)
         self.memory = check_int("memory", memory, minimum=0, maximum=100)
@@ -136,6 +137,9 @@ class _LBFGSCore(Method):
         self.power_steps = check_int("power_steps", power_steps, minimum=0, maximum=20)
         self.gain = None if _is_auto(gain) else check_float("gain", gain, minimum=0.0,
                                                              strict_minimum=True)
+        if not isinstance(truncate, (bool, np.bool_)):
+            raise TypeError(f"truncate must be a bool, got {type(truncate).__name__}")
+        self._init_rank_adaptation(truncate, rank, gen)
         model = model_for(shapes)
         if init is not None:
             start = user_factors(init, shapes, orthonormal=model.stiefel)
@@ -225,6 +229,10 @@ class _LBFGSCore(Method):
         return point, _combine(res, normal, alpha, sumsq)
 
     def step(self):
+        ok = self._lbfgs_step()
+        return self._adapt_rank(ok) if self.truncate else ok
+
+    def _lbfgs_step(self):
         # the damping in the units of sigma: ||r|| / sqrt(gain) ~ ||Z - Z*||_F
         lam = self.damping * 0.5 * math.sqrt(self.sumsq / self.gain)
         p, reset = self.geometry.direction(self.g, self.S, self.Y, self.theta_row,
@@ -331,9 +339,35 @@ class WNLBFGSSymmetricMixin:
     def _transport(self, old, new, stack):
         return self.geometry.transport_sym(old[0], new[0], stack)
 
+    def _magnitudes(self):
+        return np.abs(np.linalg.eigvalsh(self.point[1]))
+
+    def _truncated(self, k):
+        X, Theta = self.point
+        w, W = np.linalg.eigh(Theta)
+        order = np.argsort(-np.abs(w), kind="stable")
+        keep, rest = order[:k], order[k:]
+        return (np.ascontiguousarray(X @ W[:, keep]), np.diag(w[keep])), (X @ W[:, rest],)
+
+    def _grown(self):
+        X, Theta = self.point
+        G = self._random_block(X.shape[0], self.search_rank - X.shape[1] + 2)
+        u = self._new_direction(X, self.problem.residual(X @ Theta, X, right=G).AV)
+        k = X.shape[1]
+        T = np.zeros((k + 1, k + 1))
+        T[:k, :k] = Theta
+        point = (np.hstack([X, u]), T)
+        return point, self._pass(point)
+
     @property
     def factors(self):
-        return {"X": self.point[0], "Theta": self.point[1]}
+        X, Theta = self.point
+        need = self.search_rank - X.shape[1]
+        if need <= 0:
+            return {"X": X, "Theta": Theta}
+        T = np.zeros((self.search_rank, self.search_rank))
+        T[:X.shape[1], :X.shape[1]] = Theta
+        return {"X": np.hstack([X, complete_basis(X, self.dropped[0], need)]), "Theta": T}
 
     def lowrank(self):
         X, Theta = self.point
@@ -388,9 +422,39 @@ class WNLBFGSRectangularMixin:
     def _transport(self, old, new, stack):
         return self.geometry.transport_rect(old[0], old[2], new[0], new[2], stack)
 
+    def _magnitudes(self):
+        return np.linalg.svd(self.point[1], compute_uv=False)
+
+    def _truncated(self, k):
+        XL, Theta, XR = self.point
+        U, s, Vt = np.linalg.svd(Theta)
+        point = (np.ascontiguousarray(XL @ U[:, :k]), np.diag(s[:k]),
+                 np.ascontiguousarray(XR @ Vt[:k].T))
+        return point, (XL @ U[:, k:], XR @ Vt[k:].T)
+
+    def _grown(self):
+        XL, Theta, XR = self.point
+        q = self.search_rank - XL.shape[1] + 2
+        GL = self._random_block(XL.shape[0], q)
+        GR = self._random_block(XR.shape[0], q)
+        res = self.problem.residual(XL @ Theta, XR, right=GR, left=GL)
+        uL, uR = self._new_direction(XL, res.AV), self._new_direction(XR, res.AtU)
+        k = XL.shape[1]
+        T = np.zeros((k + 1, k + 1))
+        T[:k, :k] = Theta
+        point = (np.hstack([XL, uL]), T, np.hstack([XR, uR]))
+        return point, self._pass(point)
+
     @property
     def factors(self):
-        return {"X_L": self.point[0], "Theta": self.point[1], "X_R": self.point[2]}
+        XL, Theta, XR = self.point
+        need = self.search_rank - XL.shape[1]
+        if need <= 0:
+            return {"X_L": XL, "Theta": Theta, "X_R": XR}
+        T = np.zeros((self.search_rank, self.search_rank))
+        T[:XL.shape[1], :XL.shape[1]] = Theta
+        return {"X_L": np.hstack([XL, complete_basis(XL, self.dropped[0], need)]), "Theta": T,
+                "X_R": np.hstack([XR, complete_basis(XR, self.dropped[1], need)])}
 
     def lowrank(self):
         XL, Theta, XR = self.point
