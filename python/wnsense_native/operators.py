@@ -301,10 +301,12 @@ class EntrySampling(_Sparse):
     ``r`` in that order: its ``ResidualPass.r`` is None). Called with ``y`` in the user's order
     (:meth:`residual`), the pass permutes ``y`` in and ``r`` out."""
 
-    # Overparameterized completion has many rank-r interpolants: the paper's WN-RGD with the
-    # learned magnitude step keeps the implicit bias towards the low-rank one (at 1e5 x 1e5,
-    # m = 1e7: held-out error 1.6e-8 in 105 iterations), where WN-LBFGS stalls (0.31 after 300).
-    preferred_options = {"wn_rgd": {"variant": "paper", "mu": "auto"}}
+    # Overparameterized completion has many rank-r interpolants: WN-LBFGS (gain-scaled) with
+    # truncate=True runs at the rank Theta reveals and grows it back when it stalls (unit-scale
+    # entries, d = 80 symmetric, 30-90 % sampled, kappa 1-100, r = r*, 2r*: 24-50 passes to
+    # 1e-10, where the paper's WN-RGD with mu="auto" reached 1e-2..1e-1 in 2100 passes on 9 of
+    # 12 rows; see solvers/rank_adapt.py). The paper's variant is one option away.
+    preferred_options = {"wn_rgd": {"variant": "lbfgs", "truncate": True}}
 
     def __init__(self, rows, cols, d1, d2, *, scale: float, symmetric: bool):
         super().__init__(len(rows), d1, d2, symmetric)

@@ -68,11 +68,12 @@ def solve(op, y, rank, *, method="wn_rgd", max_iter=1000, tol=1e-10, step_size=N
         metric, options ``memory``, ``damping``, ``power_steps``, see :mod:`.wn_lbfgs`),
         ``"paper"`` (the paper's Algorithm 1, options ``retraction``, ``mu``, ``theta0``,
         ``penalty``, ``start``), ``"preconditioned"`` (direction ``S X``; the same options;
-        ``preconditioned=True`` is the older spelling). An operator of observed entries
-        (:func:`~wnsense_native.completion_sensing`, ``entry_sampling``) defaults to
-        ``variant="paper", mu="auto"`` instead: an overparameterized completion has many
-        rank-``r`` interpolants, and that variant keeps the implicit low-rank bias that picks
-        the low-rank one (``lbfgs`` there stalls or fits another). ``res.message`` names the
+        ``preconditioned=True`` is the older spelling). WN-LBFGS also takes ``gain`` (the
+        operator's ``A*A ~ gain Id``, measured at the start by default) and ``truncate``
+        (run at the rank ``Theta`` reveals, see :mod:`.rank_adapt`). An operator of observed
+        entries (:func:`~wnsense_native.completion_sensing`, ``entry_sampling``) defaults to
+        ``variant="lbfgs", truncate=True``: an overparameterized completion has many rank-``r``
+        interpolants, and the unadapted iteration can fit another. ``res.message`` names the
         variant that ran; ``"gd"``: factorized GD (options ``init_scale``,
         and ``imbalanced`` for rectangular operators); ``"precgd"`` / ``"scaledgd"``: GD
         preconditioned by ``(Y^T Y + lambda I)^{-1}`` (options ``init_scale``, ``imbalanced``,
