@@ -244,6 +244,15 @@ class _LBFGSCore(RankAdaptation, Method):
             self._forget()                     # retry once along the scaled gradient
             p = -self.g / self.curvature
             outcome = self._search(p, lam)
+        if outcome is None and self.step_rule.safeguarded and np.any(self.point[1]):
+            # the magnitude alone: its slope along the retraction is exact, where the direction
+            # part moves X by K (|Theta| + lam)^{-1}, whose slope has the sign of Theta's
+            # eigenvalues (an indefinite Theta at a poor start: symmetric completion, 150 x 150,
+            # 10 % sampled, r = r* = 2, Theta_0 eigenvalues (-0.33, 0.05), truth (1, 0.5): every
+            # trial of the joint step rose, the solve stopped at its first iteration)
+            p = -self.g / self.curvature
+            p[:self.theta_row] = 0.0
+            outcome = self._search(p, lam)
         if outcome is None:
             self.step_size = 0.0
             return False                       # no decrease: keep the iterate, stop
