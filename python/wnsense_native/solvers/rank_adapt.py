@@ -43,11 +43,11 @@ STALL_RATIO = 0.25          # (on ||r||^2)
 STALL_FLOOR = 1e-9
 
 
-def gap_rank(magnitudes, floor):
+def gap_rank(magnitudes, floor, gap=GAP):
     """The ``k >= floor`` (``k < len``) after the largest gap of the sorted ``magnitudes`` when that
-    gap is at least :data:`GAP`; else None."""
+    gap (a ratio) is at least ``gap``; else None."""
     m = np.sort(np.abs(np.asarray(magnitudes, dtype=float)))[::-1]
-    best, best_k = GAP, None
+    best, best_k = gap, None
     for k in range(max(floor, 1), len(m)):
         ratio = m[k - 1] / m[k] if m[k] > 0 else (np.inf if m[k - 1] > 0 else 0.0)
         if ratio >= best:
@@ -94,7 +94,9 @@ class RankAdaptation:
             self._change_rank(self._grown())
             return True
         if ok and k > self.rank_floor and len(self._log) > TRUNCATE_AFTER:
-            kk = gap_rank(self._magnitudes(), self.rank_floor)
+            # a stall at the search rank truncates at the largest ratio, whatever its size
+            kk = gap_rank(self._magnitudes(), self.rank_floor,
+                          gap=1.0 if self._stalled() else GAP)
             if kk is not None:
                 point, dropped = self._truncated(kk)
                 self.dropped = dropped
