@@ -1,5 +1,7 @@
 """What a result says about its fit: the recovered matrix's singular values (``res.spectrum``;
-for the weight-normalized methods the magnitudes of ``Theta``), its effective rank
+for the weight-normalized methods the magnitudes of ``Theta``; one per column of the thin factors
+the solve ended with: a run truncated by the rank adaptation lists only its kept ones), its
+effective rank
 (``res.effective_rank``), and, where the fit is suspect, a warning in ``res.message``
 (``res.suspect`` lists the reasons, ``res.success`` is then False) and a :class:`SuspectFitWarning`.
 
