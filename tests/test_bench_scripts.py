@@ -116,3 +116,11 @@ def test_bench_completion_scale_small():
     assert held_out and float(held_out.group(1)) < 1e-4, out
     assert "the paper's Algorithm 1, learned magnitude step" in out, out
     positive_ratios(out, 2)
+
+
+def test_bench_completion_time_to_solution():
+    out = bench("bench_completion_time_to_solution.py", "--sizes", "30", "--families", "rect",
+                "--kappas", "2", "--fracs", "0.9", "--rstar", "2", "--max-passes", "60",
+                "--no-peer", "--methods", "default", "PrecGD")
+    assert re.search(r"rect 30x24 k=2 p=0.9 r=2 +\d+ / \d+\.\d+ / \d\.\de-\d+", out), out
+    assert re.search(r"rows reaching the target: default \d/2, PrecGD \d/2", out), out

@@ -26,7 +26,8 @@ Symmetric, ``Z = X Theta X^T``, ``X`` on ``St(d, r)``, ``Theta`` symmetric, ``f 
   memory (the first step, after a reset) gives ``-g / q`` with ``q`` the last observed curvature
   ratio along the step (1 at first: the Gauss-Newton scale under RIP).
 * Step rule: :class:`~._steps.QuadraticBacktracking` (first trial ``t = 1``); when it fails with a
-  non-empty memory, the memory is dropped and the scaled gradient tried once more.
+  non-empty memory, the memory is dropped and the scaled gradient tried once more; when that
+  fails too, its magnitude part alone (whose slope along the retraction is exact).
 * Start: ``Theta_0 = 0``, ``X_0`` uniform on the Stiefel manifold; the first pass (at ``Z = 0``)
   returns ``S X_0 = -A*(y) X_0`` and ``power_steps`` (1) block power steps
   ``X <- orth(A*(y) X)`` follow, each a pass at ``Z = 0`` (a sketched spectral start: it saves
@@ -54,7 +55,9 @@ of bench_time_to_solution, 30-43 instead of 28-44). The small algebra of an iter
 (cpp/wn_geometry.cpp); :mod:`wnsense_native.reference.wn_lbfgs` writes it out in numpy.
 
 Options: ``memory`` (5), ``damping`` (``c``, 1.0), ``power_steps`` (1), ``gain`` (``"auto"``: the
-probe above; a positive number: taken as the operator's gain, no probe), and the shared
+probe above; a positive number: taken as the operator's gain, no probe), ``truncate`` (False; True:
+run at the rank Theta reveals and grow it back when the run stalls, :mod:`.rank_adapt`; the
+default on observed entries), and the shared
 ``diagnostics`` / ``hessian_every``. ``history["grad_norm"]`` is the gradient's norm in the metric.
 """
 from __future__ import annotations
