@@ -20,7 +20,8 @@ from iteration 3 on). So:
   gives the gradient there. After a growth from ``k`` the rank never goes below ``k + 1`` again,
   so at most ``r`` rank changes happen.
 
-The result's factors keep the search rank: dropped directions come back as orthonormal columns
+Off while ``diagnostics`` are recorded (their shapes are fixed). The result's factors keep the
+search rank: dropped directions come back as orthonormal columns
 with zero magnitude (so that ``init=res.factors`` warm-starts the same rank).
 """
 from __future__ import annotations
@@ -86,8 +87,9 @@ class RankAdaptation:
         """After a step (``ok``: it decreased the loss): maybe change the rank; returns the step's
         outcome for the driver (a rank change counts as progress)."""
         if self.diagnostics is not None:
-            return ok
-        self._log.append(self.sumsq)
+            return ok                  # the diagnostics record fixed shapes: no rank change
+        # rebound, not appended: the driver's snapshot of a step it undoes is a shallow copy
+        self._log = (self._log + [self.sumsq])[-(STALL_WINDOW + 1):]
         k = self.current_rank
         if k < self.search_rank and (not ok or self._stalled()):
             self.rank_floor = k + 1
