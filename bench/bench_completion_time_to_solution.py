@@ -35,7 +35,7 @@ import wnsense_native as wn
 
 LIBRARY = [
     ("default", "wn_rgd", {}),
-    ("WN lbfgs", "wn_rgd", {"variant": "lbfgs"}),
+    ("WN lbfgs unadapted", "wn_rgd", {"variant": "lbfgs", "truncate": False}),
     ("WN paper", "wn_rgd", {"variant": "paper"}),
     ("WN paper mu=auto", "wn_rgd", {"variant": "paper", "mu": "auto"}),
     ("WN preconditioned", "wn_rgd", {"variant": "preconditioned"}),

@@ -15,7 +15,7 @@ from wnsense_native.solvers import rank_adapt
 from wnsense_native.solvers.fit_report import SuspectFitWarning
 
 RSTAR = 2
-VARIANTS = {"default": {}, "lbfgs": {"variant": "lbfgs"},
+VARIANTS = {"default": {}, "lbfgs": {"variant": "lbfgs", "truncate": False},
             "paper": {"variant": "paper"}, "paper_auto": {"variant": "paper", "mu": "auto"},
             "preconditioned": {"variant": "preconditioned"}}
 
@@ -119,6 +119,28 @@ def test_more_data_does_not_break_the_default():
         assert res.history["rel_error"][-1] < 1e-8 and res.nfev <= 80, (seed, res.nfev)
 
 
+def test_sparse_single_entry_operators_adapt_the_rank_by_default():
+    # weighted single entries given as a sparse measurement matrix: truncate="auto" is on
+    sp = pytest.importorskip("scipy.sparse")
+    d1, d2 = 60, 50
+    Zs = wn.low_rank_target(d1, 3, 10.0, d2=d2, rng=0)
+    rows, cols = np.nonzero(np.random.default_rng(1).random((d1, d2)) < 0.9)
+    w = np.random.default_rng(2).uniform(0.5, 2.0, rows.size)
+    M = sp.csr_matrix((w, (np.arange(rows.size), rows * d2 + cols)), shape=(rows.size, d1 * d2))
+    op = wn.sparse_sensing(M, (d1, d2))
+    res = wn.solve(op, op.forward(Zs), 6, rng=2, x_true=Zs, expected_rank=3)
+    assert res.success and res.history["rel_error"][-1] < 1e-8 and res.nfev <= 80
+    # off, it fits another interpolant (measured 2.5e-2), which the report flags
+    with pytest.warns(SuspectFitWarning):
+        off = wn.solve(op, op.forward(Zs), 6, rng=2, x_true=Zs, expected_rank=3, truncate=False)
+    assert not off.success and off.history["rel_error"][-1] > 1e-4
+    # a dense operator keeps it off
+    dense = wn.gaussian_sensing(12, 300, rng=3)
+    Z = wn.low_rank_target(12, 2, 5.0, rng=4)
+    res = wn.solve(dense, dense.forward(Z), 4, rng=5)
+    assert res.factors["X"].shape == (12, 4) and res.effective_rank >= 2
+
+
 # ------------------------------------------------------------------------------------------------
 # invariance: the iteration does not see the scale of A or y
 
@@ -216,13 +238,15 @@ def test_fit_report_fields_and_suspect_fits():
     # the unadapted iteration at r = 2r* fits another matrix (held-out 2.5e-3): told the rank,
     # or given held-out entries, the result says so
     with pytest.warns(SuspectFitWarning, match="effective rank 4 exceeds the expected rank 2"):
-        bad = wn.solve(op, y, 2 * RSTAR, rng=2, variant="lbfgs", expected_rank=RSTAR)
+        bad = wn.solve(op, y, 2 * RSTAR, rng=2, variant="lbfgs", truncate=False,
+                     expected_rank=RSTAR)
     assert not bad.success and bad.stop_reason == "tol" and "suspect fit" in bad.message
     assert heldout_error(bad, Zs, held) > 1e-4
     rows, cols = np.nonzero(held)
     val = (wn.completion_sensing(rows, cols, (60, 50)), Zs[rows, cols])
     with pytest.warns(SuspectFitWarning, match="held-out residual"):
-        bad = wn.solve(op, y, 2 * RSTAR, rng=2, variant="lbfgs", validation=val)
+        bad = wn.solve(op, y, 2 * RSTAR, rng=2, variant="lbfgs", truncate=False,
+                     validation=val)
     assert not bad.success and len(bad.suspect) == 1
     with warnings.catch_warnings():
         warnings.simplefilter("error", SuspectFitWarning)

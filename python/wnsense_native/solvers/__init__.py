@@ -70,7 +70,8 @@ def solve(op, y, rank, *, method="wn_rgd", max_iter=1000, tol=1e-10, step_size=N
         ``penalty``, ``start``), ``"preconditioned"`` (direction ``S X``; the same options;
         ``preconditioned=True`` is the older spelling). WN-LBFGS also takes ``gain`` (the
         operator's ``A*A ~ gain Id``, measured at the start by default) and ``truncate``
-        (run at the rank ``Theta`` reveals, see :mod:`.rank_adapt`). An operator of observed
+        (run at the rank ``Theta`` reveals, see :mod:`.rank_adapt`; ``"auto"``: on for
+        operators of single entries). An operator of observed
         entries (:func:`~wnsense_native.completion_sensing`, ``entry_sampling``) defaults to
         ``variant="lbfgs", truncate=True``: an overparameterized completion has many rank-``r``
         interpolants, and the unadapted iteration can fit another. ``res.message`` names the

@@ -55,9 +55,9 @@ of bench_time_to_solution, 30-43 instead of 28-44). The small algebra of an iter
 (cpp/wn_geometry.cpp); :mod:`wnsense_native.reference.wn_lbfgs` writes it out in numpy.
 
 Options: ``memory`` (5), ``damping`` (``c``, 1.0), ``power_steps`` (1), ``gain`` (``"auto"``: the
-probe above; a positive number: taken as the operator's gain, no probe), ``truncate`` (False; True:
-run at the rank Theta reveals and grow it back when the run stalls, :mod:`.rank_adapt`; the
-default on observed entries), and the shared
+probe above; a positive number: taken as the operator's gain, no probe), ``truncate`` (``"auto"``: on
+for operators whose measurements are single entries; True: run at the rank Theta reveals and grow
+it back when the run stalls, :mod:`.rank_adapt`), and the shared
 ``diagnostics`` / ``hessian_every``. ``history["grad_norm"]`` is the gradient's norm in the metric.
 """
 from __future__ import annotations
@@ -73,7 +73,7 @@ from ._method import Method
 from ._problem import sym
 from ._steps import QuadraticBacktracking
 from .diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics, model_for
-from .rank_adapt import RankAdaptation, complete_basis
+from .rank_adapt import RankAdaptation, complete_basis, observes_entries
 
 # accept an L-BFGS pair only when <s, y> > PAIR_TOL <s, s> (curvature condition)
 PAIR_TOL = 1e-10
@@ -126,13 +126,13 @@ class _LBFGSCore(RankAdaptation, Method):
     label = ("WN-LBFGS (weight-normalized Riemannian L-BFGS, Gauss-Newton metric; "
              "project addition, not the paper's Algorithm 1)")
     OPTIONS = {"variant": "lbfgs", "memory": 5, "damping": 1.0, "power_steps": 1,
-               "gain": "auto", "truncate": False, **DIAGNOSTIC_OPTIONS}
+               "gain": "auto", "truncate": "auto", **DIAGNOSTIC_OPTIONS}
     default_step_rule = QuadraticBacktracking
     geometry = NativeGeometry
     theta_weight = 1.0
 
     def _setup(self, problem, rank, gen, init, *, variant, memory, damping, power_steps,
-               gain="auto", truncate=False, diagnostics=(), hessian_every=1):
+               gain="auto", truncate="auto", diagnostics=(), hessian_every=1):
         shapes = self.factor_shapes(problem, rank)
         self.diagnostics = make_diagnostics(diagnostics, hessian_every, shapes)
         self.memory = check_int("memory", memory, minimum=0, maximum=100)
@@ -140,8 +140,10 @@ class _LBFGSCore(RankAdaptation, Method):
         self.power_steps = check_int("power_steps", power_steps, minimum=0, maximum=20)
         self.gain = None if _is_auto(gain) else check_float("gain", gain, minimum=0.0,
                                                              strict_minimum=True)
-        if not isinstance(truncate, (bool, np.bool_)):
-            raise TypeError(f"truncate must be a bool, got {type(truncate).__name__}")
+        if _is_auto(truncate):
+            truncate = observes_entries(problem.op)
+        elif not isinstance(truncate, (bool, np.bool_)):
+            raise TypeError(f"truncate must be 'auto' or a bool, got {truncate!r}")
         self._init_rank_adaptation(truncate, rank, gen)
         model = model_for(shapes)
         if init is not None:
