@@ -84,7 +84,8 @@ def complete_basis(X, extra, k):
 
 class RankAdaptation:
     """Mixin of :class:`~.wn_lbfgs._LBFGSCore`: the rank changes around its step. The family
-    mixins give ``_magnitudes``, ``_truncated``, ``_grow_pass`` / ``_grown``, ``_padded``."""
+    mixins give ``_magnitudes``, ``_truncated``, ``_grown`` and ``factors`` padded to the
+    search rank."""
 
     def _init_rank_adaptation(self, truncate, rank, gen):
         self.truncate = bool(truncate)
@@ -107,9 +108,13 @@ class RankAdaptation:
         # rebound, not appended: the driver's snapshot of a step it undoes is a shallow copy
         self._log = (self._log + [self.sumsq])[-(STALL_WINDOW + 1):]
         k = self.current_rank
-        if k < self.search_rank and (not ok or self._stalled()):
+        fitted = self.problem.relative_residual(self.sumsq) <= STALL_FLOOR
+        if k < self.search_rank and not fitted and (not ok or self._stalled()):
+            grown = self._grown()
+            if grown is None:              # no residual direction outside the span of X
+                return ok
             self.rank_floor = k + 1
-            self._change_rank(self._grown())
+            self._change_rank(grown)
             return True
         if ok and k > self.rank_floor and len(self._log) > TRUNCATE_AFTER:
             # a stall at the search rank truncates at the largest ratio, whatever its size
@@ -139,12 +144,14 @@ class RankAdaptation:
 
     def _new_direction(self, X, RG):
         """The top left singular vector of the part of ``RG`` (residual times a random block)
-        outside the span of ``X``."""
+        outside the span of ``X``; None when that part is zero."""
         P = RG - X @ (X.T @ RG)
-        U = np.linalg.svd(P, full_matrices=False)[0]
-        u = U[:, :1]
+        if not np.linalg.norm(P) > 0:
+            return None
+        u = np.linalg.svd(P, full_matrices=False)[0][:, :1]
         u = u - X @ (X.T @ u)                   # re-orthogonalize against X, then normalize
-        return u / np.linalg.norm(u)
+        n = np.linalg.norm(u)
+        return u / n if n > 0 and np.isfinite(n) else None
 
     def _random_block(self, d, k):
         return self._gen.standard_normal((d, k))

@@ -367,6 +367,8 @@ class WNLBFGSSymmetricMixin:
         X, Theta = self.point
         G = self._random_block(X.shape[0], self.search_rank - X.shape[1] + 2)
         u = self._new_direction(X, self.problem.residual(X @ Theta, X, right=G).AV)
+        if u is None:
+            return None
         k = X.shape[1]
         T = np.zeros((k + 1, k + 1))
         T[:k, :k] = Theta
@@ -453,6 +455,8 @@ class WNLBFGSRectangularMixin:
         GR = self._random_block(XR.shape[0], q)
         res = self.problem.residual(XL @ Theta, XR, right=GR, left=GL)
         uL, uR = self._new_direction(XL, res.AV), self._new_direction(XR, res.AtU)
+        if uL is None or uR is None:
+            return None
         k = XL.shape[1]
         T = np.zeros((k + 1, k + 1))
         T[:k, :k] = Theta
