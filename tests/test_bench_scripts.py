@@ -138,3 +138,11 @@ def test_check_bit_identity_compares_bit_for_bit():
     b[key] = np.nextafter(b[key], np.inf)
     del b["k|counts"]
     assert mod.compare(a, b) == ["missing: k|counts", f"differs: {key}"]
+
+
+def test_bench_completion_time_to_solution():
+    out = bench("bench_completion_time_to_solution.py", "--sizes", "30", "--families", "rect",
+                "--kappas", "2", "--fracs", "0.9", "--rstar", "2", "--max-passes", "60",
+                "--no-peer", "--methods", "default", "PrecGD")
+    assert re.search(r"rect 30x24 k=2 p=0.9 r=2 +\d+ / \d+\.\d+ / \d\.\de-\d+", out), out
+    assert re.search(r"rows reaching the target: default \d/2, PrecGD \d/2", out), out

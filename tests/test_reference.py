@@ -171,11 +171,16 @@ def test_reference_never_calls_native_core(monkeypatch):
         # the default (WN-LBFGS), the paper's Algorithm 1 and the preconditioned variant, in
         # both families
         res = reference.solve(op, y, 3, max_iter=3, tol=0.0, rng=0)
-        default = ("WN-RGD, the paper's" if op.preferred_options.get("wn_rgd") else "WN-LBFGS")
-        assert res.nit == 3 and res.variant.startswith(default), (name, res.stop_reason)
+        default = ("WN-RGD, the paper's"
+                   if op.preferred_options.get("wn_rgd", {}).get("variant") == "paper"
+                   else "WN-LBFGS")
+        # (WN-LBFGS's start fits the population cases exactly: it may stop there, at rounding)
+        assert res.nit == 3 or res.residual_norm < 1e-13, (name, res.stop_reason)
+        assert res.variant.startswith(default), name
         for variant in ("lbfgs", "paper", "preconditioned"):
             res = reference.solve(op, y, 3, max_iter=3, tol=0.0, rng=0, variant=variant)
-            assert res.nit == 3, (name, variant, res.stop_reason)
+            assert res.nit == 3 or (variant == "lbfgs" and res.residual_norm < 1e-13), \
+                (name, variant, res.stop_reason)
     # and the native path really does go through _core (so the check above can fail): the
     # operators' pass, and the WN-LBFGS algebra by itself
     op, y, _ = problems["gaussian"]
@@ -323,9 +328,10 @@ def test_native_matches_reference_other_operators(opname, method, options, step_
 
 def test_same_seed_same_start_in_both():
     op, y, Zs = sym_gaussian()
-    # the drawn start: bit for bit (WN-LBFGS without its power step is the uniform draw)
+    # the drawn start: bit for bit (WN-LBFGS without its power step and gain probe is the
+    # uniform draw)
     for method, opts in [("wn_rgd", {"variant": "paper", "theta0": 0.3}),
-                         ("wn_rgd", {"power_steps": 0}), ("gd", {})]:
+                         ("wn_rgd", {"power_steps": 0, "gain": 1.0}), ("gd", {})]:
         a = wn.solve(op, y, 4, method=method, max_iter=0, rng=7, n_threads=NT, **opts)
         b = reference.solve(op, y, 4, method=method, max_iter=0, rng=7, **opts)
         for k in a.factors:
@@ -333,12 +339,13 @@ def test_same_seed_same_start_in_both():
         c = reference.solve(op, y, 4, method=method, max_iter=0, rng=8, **opts)
         assert not np.array_equal(c.factors["X" if method == "wn_rgd" else "Y"],
                                   b.factors["X" if method == "wn_rgd" else "Y"])
-    # the default's start is the same draw after one power step X = orth(A*(y) X0), a pass
-    # over the data (native kernel vs numpy): equal to rounding
+    # the default's start is the same draw after one power step X = orth(A*(y) X0) and the
+    # least-squares magnitude of the gain probe, passes over the data (native kernel vs
+    # numpy): equal to rounding
     a = wn.solve(op, y, 4, max_iter=0, rng=7, n_threads=NT)
     b = reference.solve(op, y, 4, max_iter=0, rng=7)
     np.testing.assert_allclose(a.factors["X"], b.factors["X"], rtol=0, atol=1e-13)
-    np.testing.assert_array_equal(a.factors["Theta"], b.factors["Theta"])
+    np.testing.assert_allclose(a.factors["Theta"], b.factors["Theta"], rtol=1e-12, atol=1e-13)
     c = reference.solve(op, y, 4, max_iter=0, rng=8)
     assert not np.allclose(c.factors["X"] @ c.factors["X"].T, b.factors["X"] @ b.factors["X"].T)
 

@@ -223,13 +223,17 @@ def test_full_rank_converges_in_one_step():
     Zs = wn.low_rank_target(d, 3, kappa=50, rng=2)
     op = wn.identity_sensing(d)
     # the paper's Algorithm 1 (mu = 2: the magnitude step is exact at full rank) and the default
-    # (WN-LBFGS: its full step is the exact Nystrom update in the population case)
+    # without its gain probe (WN-LBFGS: its full step is the exact Nystrom update in the
+    # population case)
     for solve in SOLVERS.values():
-        for opts in ({"variant": "paper"}, {}):
+        for opts in ({"variant": "paper"}, {"gain": 1.0}):
             res = solve(op, op.forward(Zs), d, max_iter=1, tol=0.0, rng=3, x_true=Zs, **opts)
             assert res.nit == 1
             assert res.history["rel_error"][0] == pytest.approx(1.0)   # Theta_0 = 0
             assert res.history["rel_error"][1] < 1e-12
+        # the default: its gain probe's least-squares magnitude X^T Z* X is exact at full rank
+        res = solve(op, op.forward(Zs), d, max_iter=1, tol=0.0, rng=3, x_true=Zs)
+        assert res.history["rel_error"][0] < 1e-12
 
 
 def test_population_magnitude_step_is_exact():
@@ -529,7 +533,8 @@ def test_warm_start_continues_the_run(solve, method, options, step):
                               "preconditioned-spectral"])
 def test_warm_start_is_taken_as_given(solve, options):
     # a warm start is the start: no power step (spectral start) is applied to it, whatever its
-    # Theta (0 included), in either family; one pass evaluates it
+    # Theta (0 included), in either family; one pass evaluates it (the default: and one
+    # measures the operator's gain there, without moving it)
     for op, y, _ in (sym_problem(), rect_problem()):
         _, d1, d2 = op.shape
         X = wn.random_stiefel(d1, 3, rng=5)
@@ -538,7 +543,7 @@ def test_warm_start_is_taken_as_given(solve, options):
         res = solve(op, y, 3, init=init, max_iter=0, **options)
         for k, v in init.items():
             np.testing.assert_array_equal(res.factors[k], v, err_msg=k)
-        assert res.nfev == 1
+        assert res.nfev == (2 if options == {} else 1)
 
 
 def test_warm_start_asymmetric(solve):
@@ -563,14 +568,23 @@ def test_wn_rgd_default_start_is_theta_zero(solve):
     np.testing.assert_array_equal(one.factors["X"], X)
     assert one.history["step_size"][1] == 0.0
     # the default (WN-LBFGS) starts from Theta_0 = 0 too, at X_0 = orth(A*(y) X) after one power
-    # step from the same uniform draw (a pass at Z = 0: two passes before the first iteration)
-    default = solve(op, y, 3, max_iter=0, rng=0)
+    # step from the same uniform draw (a pass at Z = 0: two passes before the first iteration);
+    # its gain probe (a third pass) then sets Theta to the least-squares magnitude along
+    # B = X_0^T A*(y) X_0
+    default = solve(op, y, 3, max_iter=0, rng=0, gain=1.0)
     Xd = default.factors["X"]
     np.testing.assert_allclose(Xd.T @ Xd, np.eye(3), atol=1e-14)
     assert not np.any(default.factors["Theta"]) and default.nfev == 2
     Ay = op.adjoint(y)
     power = np.linalg.qr(0.5 * (Ay + Ay.T) @ X)[0]
     np.testing.assert_allclose(Xd @ Xd.T, power @ power.T, atol=1e-12)
+    probed = solve(op, y, 3, max_iter=0, rng=0)
+    np.testing.assert_array_equal(probed.factors["X"], Xd)
+    B = Xd.T @ (0.5 * (Ay + Ay.T)) @ Xd
+    AZ1 = op.forward(Xd @ B @ Xd.T)
+    alpha = np.vdot(B, B) / (AZ1 @ AZ1)
+    np.testing.assert_allclose(probed.factors["Theta"], alpha * B, rtol=1e-10, atol=1e-12)
+    assert probed.nfev == 3
 
 
 # ================================================================================================

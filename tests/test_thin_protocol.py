@@ -464,10 +464,10 @@ def test_complete_bad_input(X, match):
         wn.complete(X, 1)
 
 
-def test_completion_operators_default_to_the_paper_variant_with_the_learned_step():
-    # wn.solve's default on observed entries is variant="paper", mu="auto" (an overparameterized
-    # completion needs its implicit low-rank bias); a variant, or an option of another variant,
-    # given by the caller wins
+def test_completion_operators_default_to_rank_adaptive_lbfgs():
+    # wn.solve's default on observed entries is WN-LBFGS with truncate=True (an overparameterized
+    # completion has many interpolants: it runs at the rank Theta reveals); a variant, or an
+    # option of another variant, given by the caller wins
     g = np.random.default_rng(5)
     d, rstar, m = 60, 2, 1500
     U, V = g.standard_normal((d, rstar)), g.standard_normal((d, rstar))
@@ -475,11 +475,13 @@ def test_completion_operators_default_to_the_paper_variant_with_the_learned_step
     op = wn.completion_sensing(rows, cols, (d, d))
     y = op.forward_factored(U, V)
     res = wn.solve(op, y, 4, rng=0, max_iter=2000, x_true=(U, V))
-    assert "the paper's Algorithm 1, learned magnitude step" in res.variant, res.variant
+    assert "WN-LBFGS" in res.variant, res.variant
     assert res.success and res.history["rel_error"][-1] < 1e-6, res.message
-    explicit = wn.solve(op, y, 4, rng=0, max_iter=2000, variant="paper", mu="auto")
+    assert res.effective_rank == rstar and res.factors["X_L"].shape == (d, 4)
+    explicit = wn.solve(op, y, 4, rng=0, max_iter=2000, variant="lbfgs", truncate=True)
     assert np.array_equal(explicit.factors["X_L"], res.factors["X_L"])
-    assert "WN-LBFGS" in wn.solve(op, y, 4, rng=0, max_iter=3, variant="lbfgs").variant
+    paper = wn.solve(op, y, 4, rng=0, max_iter=3, variant="paper", mu="auto")
+    assert "the paper's Algorithm 1, learned magnitude step" in paper.variant, paper.variant
     assert "WN-LBFGS" in wn.solve(op, y, 4, rng=0, max_iter=3, memory=3).variant
     assert "preconditioned" in wn.solve(op, y, 4, rng=0, max_iter=3, preconditioned=True).variant
     # dense operators keep the general default

@@ -415,6 +415,13 @@ class SparseSensing(_Sparse):
         return {"rows": self.rows, "cols": self.cols, "indptr": self.indptr,
                 "values": self.values}
 
+    @property
+    def observes_entries(self) -> bool:
+        """One nonzero per measurement: each measurement is a (weighted) entry of the matrix."""
+        if not hasattr(self, "_single_entries"):
+            self._single_entries = bool(np.all(np.diff(np.asarray(self.indptr)) == 1))
+        return self._single_entries
+
 
 class RankOneSensing(SensingOperator):
     """``M_i = scale * a_i a_i^T`` with ``a_i`` the rows of ``vectors``. A pass computes

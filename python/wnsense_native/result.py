@@ -28,7 +28,10 @@ class SolveResult(dict):
     (residual evaluations, each one pass over dense sensing data), ``success``, ``status``,
     ``message``, ``stop_reason`` (one of :data:`STOP_REASONS`), ``factors`` (dict of factor
     arrays), ``history`` (dict of 1-D arrays, entry 0 is the starting point), ``time`` (seconds),
-    ``method``, ``residual_norm`` (``||A(x) - y|| / ||y||``).
+    ``method``, ``residual_norm`` (``||A(x) - y|| / ||y||``); from the solvers also ``spectrum``
+    (singular values of ``x``, from the factors), ``effective_rank`` (those above 1e-6 of the
+    largest) and ``suspect`` (reasons the fit may not be the matrix sought, then ``success`` is
+    False: see :mod:`wnsense_native.solvers.fit_report`).
 
     :meth:`predict` gives entries of the recovered matrix from the factors (``O(k)`` each).
     """
@@ -94,7 +97,7 @@ class SolveResult(dict):
         if not self:
             return "SolveResult()"
         keys = ["method", "success", "status", "stop_reason", "message", "nit", "nfev", "fun",
-                "residual_norm", "time"]
+                "residual_norm", "effective_rank", "time"]
         width = max(map(len, keys))
         lines = []
         for k in keys:

@@ -24,11 +24,12 @@ REFERENCE_METHODS = bind(NUMPY)
 
 def solve(op, y, rank, *, method="wn_rgd", max_iter=1000, tol=1e-10, step_size=None, rng=None,
           init=None, x_true=None, callback=None, n_threads=None, gtol=0.0, xtol=0.0,
-          max_time=None, progress=False, validation=None, patience=10, **method_options):
+          max_time=None, progress=False, validation=None, patience=10, expected_rank=None,
+          **method_options):
     """Pure-numpy counterpart of :func:`wnsense_native.solve` (same arguments, same result;
     ``n_threads`` is validated but numpy's BLAS threading applies)."""
     return solve_with(REFERENCE_METHODS, NUMPY.make_residual, op, y, rank, method=method,
                       max_iter=max_iter, tol=tol, step_size=step_size, rng=rng, init=init,
                       x_true=x_true, callback=callback, n_threads=n_threads, gtol=gtol,
                       xtol=xtol, max_time=max_time, progress=progress, validation=validation,
-                      patience=patience, **method_options)
+                      patience=patience, expected_rank=expected_rank, **method_options)

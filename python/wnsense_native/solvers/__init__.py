@@ -13,7 +13,8 @@ NATIVE_METHODS = bind(NATIVE)
 
 def solve(op, y, rank, *, method="wn_rgd", max_iter=1000, tol=1e-10, step_size=None, rng=None,
           init=None, x_true=None, callback=None, n_threads=None, gtol=0.0, xtol=0.0,
-          max_time=None, progress=False, validation=None, patience=10, **method_options):
+          max_time=None, progress=False, validation=None, patience=10, expected_rank=None,
+          **method_options):
     """Recover a low-rank matrix from measurements ``y = A(Z*)``.
 
     Parameters
@@ -33,11 +34,13 @@ def solve(op, y, rank, *, method="wn_rgd", max_iter=1000, tol=1e-10, step_size=N
         metric, options ``memory``, ``damping``, ``power_steps``, see :mod:`.wn_lbfgs`),
         ``"paper"`` (the paper's Algorithm 1, options ``retraction``, ``mu``, ``theta0``,
         ``penalty``, ``start``), ``"preconditioned"`` (direction ``S X``; the same options;
-        ``preconditioned=True`` is the older spelling). An operator of observed entries
-        (:func:`~wnsense_native.completion_sensing`, ``entry_sampling``) defaults to
-        ``variant="paper", mu="auto"`` instead: an overparameterized completion has many
-        rank-``r`` interpolants, and that variant keeps the implicit low-rank bias that picks
-        the low-rank one (``lbfgs`` there stalls or fits another). ``res.message`` names the
+        ``preconditioned=True`` is the older spelling). WN-LBFGS also takes ``gain`` (the
+        operator's ``A*A ~ gain Id``, measured at the start by default) and ``truncate``
+        (run at the rank ``Theta`` reveals, see :mod:`.rank_adapt`; ``"auto"``: on for
+        operators of single entries). An operator of observed
+        entries (:func:`~wnsense_native.completion_sensing`, ``entry_sampling``) defaults to
+        ``variant="lbfgs", truncate=True``: an overparameterized completion has many rank-``r``
+        interpolants, and the unadapted iteration can fit another. ``res.message`` names the
         variant that ran; ``"gd"``: factorized GD (options ``init_scale``,
         and ``imbalanced`` for rectangular operators); ``"precgd"`` / ``"scaledgd"``: GD
         preconditioned by ``(Y^T Y + lambda I)^{-1}`` (options ``init_scale``, ``imbalanced``,
@@ -69,6 +72,9 @@ def solve(op, y, rank, *, method="wn_rgd", max_iter=1000, tol=1e-10, step_size=N
         best-validation iterate (``res.best_iteration``) whatever stopped the run.
     patience : int
         Iterations without a new best validation residual before early stopping (default 10).
+    expected_rank : int, optional
+        The rank the caller expects of ``Z*``: an effective rank of the result above it marks the
+        fit as suspect (below).
     callback : callable, optional
         ``callback(intermediate_result)`` after each iteration; may raise ``StopIteration``.
     n_threads : int, optional
@@ -82,7 +88,12 @@ def solve(op, y, rank, *, method="wn_rgd", max_iter=1000, tol=1e-10, step_size=N
     -------
     SolveResult
         ``x``, ``fun``, ``nit``, ``nfev``, ``success``, ``status``, ``message``,
-        ``stop_reason``, ``factors``, ``history``, ``time``, ``residual_norm``.
+        ``stop_reason``, ``factors``, ``history``, ``time``, ``residual_norm``,
+        ``spectrum`` (singular values of ``x``, from the factors), ``effective_rank`` (those
+        above 1e-6 of the largest) and ``suspect`` (reasons the fit may not be the matrix
+        sought: an effective rank above ``expected_rank``, or a held-out residual of
+        ``validation`` more than 10x the training residual). A suspect fit has ``success`` False,
+        says why in ``message`` and warns (:class:`~.fit_report.SuspectFitWarning`).
     """
     # numpy's BLAS on one thread meanwhile: its spinning workers would take the cores the native
     # passes need (see _blas.py); restored on return
@@ -91,4 +102,4 @@ def solve(op, y, rank, *, method="wn_rgd", max_iter=1000, tol=1e-10, step_size=N
                           max_iter=max_iter, tol=tol, step_size=step_size, rng=rng, init=init,
                           x_true=x_true, callback=callback, n_threads=n_threads, gtol=gtol,
                           xtol=xtol, max_time=max_time, progress=progress, validation=validation,
-                          patience=patience, **method_options)
+                          patience=patience, expected_rank=expected_rank, **method_options)

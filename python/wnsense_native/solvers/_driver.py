@@ -10,6 +10,7 @@ import numpy as np
 
 from .._lowrank import lowrank_distance, lowrank_norm
 from ..result import SolveResult
+from . import fit_report
 
 logger = logging.getLogger("wnsense_native")
 
@@ -81,7 +82,7 @@ class _EarlyStopping:
 
 
 def run(method, problem, *, method_name, max_iter, tol, gtol, xtol, max_time, callback,
-        x_true, progress=False, validation=None, patience=10) -> SolveResult:
+        x_true, progress=False, validation=None, patience=10, expected_rank=None) -> SolveResult:
     """Drive ``method`` to a stop; ``x_true`` is a :class:`~.._lowrank.Target` or None;
     ``validation`` a :class:`~._problem.Problem` of held-out measurements or None."""
     t_start = time.perf_counter()
@@ -152,6 +153,8 @@ def run(method, problem, *, method_name, max_iter, tol, gtol, xtol, max_time, ca
     if method.label:
         result.variant = method.label
         result.message = f"{result.message} [{method.label}]"
+    # the spectrum, the effective rank, and a suspect fit said as such (fit_report.py)
+    fit_report.report(result, *result._lowrank, expected_rank=expected_rank)
     logger.info("%s: %s after %d iterations (%.3g s)", method_name, result.message, nit, elapsed)
     return result
 

@@ -16,7 +16,7 @@ from ._steps import ArmijoBacktracking, make_step_rule
 def solve_with(registry, make_residual_fn, op, y, rank, *, method="wn_rgd", max_iter=1000,
                tol=1e-10, step_size=None, rng=None, init=None, x_true=None, callback=None,
                n_threads=None, gtol=0.0, xtol=0.0, max_time=None, progress=False,
-               validation=None, patience=10, **method_options):
+               validation=None, patience=10, expected_rank=None, **method_options):
     if not isinstance(op, SensingOperator):
         raise TypeError(f"op must be a sensing operator (e.g. wn.gaussian_sensing), "
                         f"got {type(op).__name__}")
@@ -37,6 +37,8 @@ def solve_with(registry, make_residual_fn, op, y, rank, *, method="wn_rgd", max_
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
     n_threads = check_threads(n_threads)
+    if expected_rank is not None:
+        expected_rank = check_int("expected_rank", expected_rank, minimum=1)
     gen = as_generator(rng)
 
     val_problem = None
@@ -60,7 +62,8 @@ def solve_with(registry, make_residual_fn, op, y, rank, *, method="wn_rgd", max_
     solver = cls(problem, rank, gen, init, rule, **options)
     return run(solver, problem, method_name=method, max_iter=max_iter, tol=tol, gtol=gtol,
                xtol=xtol, max_time=max_time, callback=callback, x_true=x_true,
-               progress=progress, validation=val_problem, patience=patience)
+               progress=progress, validation=val_problem, patience=patience,
+               expected_rank=expected_rank)
 
 
 def _operator_defaults(factory, op, method, options):
