@@ -5,6 +5,7 @@ value or size) with a message that names the offending argument, before any nati
 """
 from __future__ import annotations
 
+import contextlib
 import numbers
 import operator
 
@@ -39,6 +40,10 @@ def as_float_array(name: str, a, *, ndim: int | None = None, dtypes=(np.float64,
     """
     if isinstance(a, (str, bytes)) or a is None:
         raise TypeError(f"{name} must be an array, got {type(a).__name__}")
+    if np.ma.isMaskedArray(a) and np.ma.getmaskarray(a).any():
+        # np.asarray would drop the mask and use the hidden values as data
+        raise ValueError(f"{name} is a masked array with masked entries; fill or drop them "
+                         f"(wn.complete takes masked entries as missing)")
     try:
         arr = np.asarray(a)
     except Exception as exc:  # ragged lists and other oddities
@@ -133,3 +138,16 @@ def check_threads(n_threads) -> int:
     if n_threads is None:
         return 0
     return check_int("n_threads", n_threads, minimum=1, maximum=1024)
+
+
+@contextlib.contextmanager
+def thread_scope(n_threads: int):
+    """Within the block, native kernels called from this thread without a thread count of their
+    own use ``n_threads`` (0: OpenMP's default): ``n_threads=1`` then means one thread in every
+    kernel of a solve, not only in the operator passes."""
+    from . import _core
+    previous = _core.set_scope_threads(n_threads)
+    try:
+        yield
+    finally:
+        _core.set_scope_threads(previous)

@@ -236,13 +236,26 @@ class DenseSensing(SensingOperator):
 
 class _Sparse(SensingOperator):
     """Shared by the sparse operators: the native :class:`_core.SparseMeasurements` over the
-    arrays in ``_arrays()``, rebuilt from them when unpickled."""
+    arrays in ``_arrays()``, rebuilt from them when unpickled.
+
+    The native operator copies the arrays and checks its copies; from then on the attributes
+    (``rows``, ``cols``, and ``indptr``/``values`` when present) are read-only views of those
+    copies, so a caller who changes (or frees) the arrays it passed cannot reach the operator."""
 
     def _build(self):
         a = self._arrays()
-        self._native = _core.SparseMeasurements(
-            self._m, self._d1, self._d2, a["rows"], a["cols"], a.get("indptr"), a.get("values"),
-            a.get("scale", 1.0), self.symmetric)
+        try:
+            self._native = _core.SparseMeasurements(
+                self._m, self._d1, self._d2, a["rows"], a["cols"], a.get("indptr"),
+                a.get("values"), a.get("scale", 1.0), self.symmetric)
+        except MemoryError:
+            raise ValueError(f"shape {(self._d1, self._d2)} with {len(a['rows'])} entries is "
+                             f"too large: the operator's row and column groupings "
+                             f"({8 * (self._d1 + self._d2 + 4 * len(a['rows']))} bytes) could "
+                             f"not be allocated") from None
+        for name in ("rows", "cols", "indptr", "values"):
+            if name in a:
+                setattr(self, name, getattr(self._native, name))
 
     def _arrays(self) -> dict:
         raise NotImplementedError
@@ -337,8 +350,9 @@ class SparseSensing(_Sparse):
     row-major), held in CSR form as ``indptr``, the entry coordinates ``rows``/``cols`` (the
     column index of ``M`` split into ``(j, k)``) and ``values``."""
 
-    def __init__(self, indptr, rows, cols, values, d1, d2, *, symmetric: bool):
-        super().__init__(len(indptr) - 1, d1, d2, symmetric)
+    def __init__(self, indptr, rows, cols, values, d1, d2, *, symmetric: bool, m=None):
+        # m: the declared number of measurements (the native operator checks len(indptr) == m+1)
+        super().__init__(len(indptr) - 1 if m is None else m, d1, d2, symmetric)
         self.indptr, self.rows, self.cols, self.values = indptr, rows, cols, values
         self._build()
 
@@ -487,10 +501,16 @@ def entry_sampling(d, m, *, d2=None, rng=None) -> EntrySampling:
     return EntrySampling(rows, cols, d1, d2_, scale=math.sqrt(d1 * d2_ / m), symmetric=symmetric)
 
 
+# Largest d1, d2 of an entry operator: indices are int64 (larger sizes could never be allocated:
+# the native row and column groupings take 8 (d1 + d2) bytes).
+_MAX_SIDE = 2 ** 62
+
+
 def _shape_pair(shape):
     if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) != 2:
         raise TypeError(f"shape must be a pair (d1, d2), got {shape!r}")
-    return check_int("shape[0]", shape[0], minimum=1), check_int("shape[1]", shape[1], minimum=1)
+    return (check_int("shape[0]", shape[0], minimum=1, maximum=_MAX_SIDE),
+            check_int("shape[1]", shape[1], minimum=1, maximum=_MAX_SIDE))
 
 
 def _index_array(name, a, bound):
@@ -567,13 +587,36 @@ def sparse_sensing(M, shape, *, symmetric=False) -> SparseSensing:
     if symmetric and d1 != d2:
         raise ValueError(f"symmetric=True needs a square shape, got {(d1, d2)}")
     csr = M.tocsr()
-    values = np.ascontiguousarray(csr.data, dtype=np.float64)
+    m = M.shape[0]
+    # scipy accepts a CSR structure it never checked: check it before anything reads through it
+    indptr = np.array(csr.indptr, dtype=np.int64)          # private copies from here on
+    columns = np.array(csr.indices, dtype=np.int64)
+    values = np.array(csr.data, dtype=np.float64)
+    _check_csr(indptr, columns, values, m, d1 * d2)
     if not np.all(np.isfinite(values)):
         raise ValueError("M contains NaN or Inf")
-    columns = np.asarray(csr.indices, dtype=np.int64)
     rows, cols = np.divmod(columns, d2)
-    indptr = np.ascontiguousarray(csr.indptr, dtype=np.int64)
-    return SparseSensing(indptr, rows, cols, values, d1, d2, symmetric=bool(symmetric))
+    return SparseSensing(indptr, rows, cols, values, d1, d2, symmetric=bool(symmetric), m=m)
+
+
+def _check_csr(indptr, columns, values, m, n_cols):
+    """The CSR structure of ``M`` (``m`` rows, ``n_cols`` columns): ``indptr`` of length
+    ``m + 1``, starting at 0, never decreasing and ending at ``nnz``; column indices in
+    ``[0, n_cols)``. Every error names ``M``."""
+    nnz = columns.size
+    if indptr.ndim != 1 or indptr.size != m + 1:
+        raise ValueError(f"M has an invalid CSR structure: indptr has length {indptr.size}, "
+                         f"expected m + 1 = {m + 1}")
+    if values.size != nnz:
+        raise ValueError(f"M has an invalid CSR structure: {values.size} values for {nnz} "
+                         f"column indices")
+    if indptr[0] != 0 or indptr[-1] != nnz or np.any(np.diff(indptr) < 0):
+        raise ValueError(f"M has an invalid CSR structure: indptr must start at 0, never "
+                         f"decrease and end at nnz = {nnz}")
+    if nnz and (columns.min() < 0 or columns.max() >= n_cols):
+        lo, hi = int(columns.min()), int(columns.max())
+        raise ValueError(f"M has a column index out of range: values in [{lo}, {hi}], "
+                         f"expected [0, {n_cols}) (d1*d2 for shape)")
 
 
 def matrix_free_sensing(shape, forward, adjoint_products, *, symmetric=False) -> MatrixFreeSensing:

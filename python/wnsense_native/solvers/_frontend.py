@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from .._lowrank import Target
 from .._random import as_generator
-from .._validation import as_vector, check_choice, check_float, check_int, check_threads
+from .._validation import (as_vector, check_choice, check_float, check_int, check_threads,
+                           thread_scope)
 from ..operators import SensingOperator
 from ._driver import run
 from ._problem import Problem
@@ -56,10 +57,11 @@ def solve_with(registry, make_residual_fn, op, y, rank, *, method="wn_rgd", max_
     options = {**cls.OPTIONS, **method_options}
     problem = Problem(op, y, make_residual_fn(op, y, n_threads))
     rule = make_step_rule(step_size, getattr(cls, "default_step_rule", ArmijoBacktracking))
-    solver = cls(problem, rank, gen, init, rule, **options)
-    return run(solver, problem, method_name=method, max_iter=max_iter, tol=tol, gtol=gtol,
-               xtol=xtol, max_time=max_time, callback=callback, x_true=x_true,
-               progress=progress, validation=val_problem, patience=patience)
+    with thread_scope(n_threads):   # kernels without a thread count of their own use n_threads
+        solver = cls(problem, rank, gen, init, rule, **options)
+        return run(solver, problem, method_name=method, max_iter=max_iter, tol=tol, gtol=gtol,
+                   xtol=xtol, max_time=max_time, callback=callback, x_true=x_true,
+                   progress=progress, validation=val_problem, patience=patience)
 
 
 def _operator_defaults(factory, op, method, options):
