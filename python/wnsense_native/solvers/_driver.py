@@ -81,14 +81,17 @@ class _EarlyStopping:
 
 
 def run(method, problem, *, method_name, max_iter, tol, gtol, xtol, max_time, callback,
-        x_true, progress=False, validation=None, patience=10) -> SolveResult:
+        x_true, progress=False, validation=None, patience=10, t_start=None) -> SolveResult:
     """Drive ``method`` to a stop; ``x_true`` is a :class:`~.._lowrank.Target` or None;
-    ``validation`` a :class:`~._problem.Problem` of held-out measurements or None."""
-    t_start = time.perf_counter()
+    ``validation`` a :class:`~._problem.Problem` of held-out measurements or None.
+    ``t_start``: when the solve started (``time.perf_counter()``, before the method's start-up
+    passes, which then count in ``time`` and against ``max_time``); None: now."""
+    if t_start is None:
+        t_start = time.perf_counter()
     history = _History(x_true)
     early = _EarlyStopping(validation, patience) if validation is not None else None
     method.set_reference(x_true)
-    history.record(method, problem, 0.0)
+    history.record(method, problem, time.perf_counter() - t_start)
     if early is not None:
         early.record(method, 0, history.cols)
     loss_at_zero = problem.loss(problem.y_norm ** 2)
