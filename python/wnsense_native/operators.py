@@ -25,6 +25,7 @@ which the base class builds it), and ``_forward`` / ``_adjoint`` for the dense p
 from __future__ import annotations
 
 import math
+import os
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -244,6 +245,7 @@ class _Sparse(SensingOperator):
 
     def _build(self):
         a = self._arrays()
+        _check_native_size(self._d1, self._d2, len(a["rows"]))
         try:
             self._native = _core.SparseMeasurements(
                 self._m, self._d1, self._d2, a["rows"], a["cols"], a.get("indptr"),
@@ -286,6 +288,25 @@ class _Sparse(SensingOperator):
 
     def _adjoint_products(self, v, right, left, n_threads):
         return self._native.adjoint_products(v, right, left, n_threads)
+
+
+def _physical_memory() -> Optional[int]:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return None
+
+
+def _check_native_size(d1, d2, nnz):
+    """Refuse, naming ``shape``, an operator whose native groupings (by row and by column, about
+    ``16 (d1 + d2) + 48 nnz`` bytes at their peak) exceed half the machine's memory: the
+    allocation could succeed (overcommit) and then be filled page by page into the OOM killer."""
+    need = 16 * (d1 + d2 + 2) + 48 * nnz
+    total = _physical_memory()
+    if total is not None and need > total // 2:
+        raise ValueError(f"shape {(d1, d2)} is too large: the operator's row and column "
+                         f"groupings need about {need / 2**30:.3g} GiB, more than half of this "
+                         f"machine's {total / 2**30:.3g} GiB")
 
 
 class _SortedMeasurements:
@@ -645,9 +666,9 @@ def matrix_free_sensing(shape, forward, adjoint_products, *, symmetric=False) ->
     """
     if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) != 3:
         raise TypeError(f"shape must be a triple (m, d1, d2), got {shape!r}")
-    m = check_int("shape[0]", shape[0], minimum=1)
-    d1 = check_int("shape[1]", shape[1], minimum=1)
-    d2 = check_int("shape[2]", shape[2], minimum=1)
+    m = check_int("shape[0]", shape[0], minimum=1, maximum=_MAX_SIDE)
+    d1 = check_int("shape[1]", shape[1], minimum=1, maximum=_MAX_SIDE)
+    d2 = check_int("shape[2]", shape[2], minimum=1, maximum=_MAX_SIDE)
     if not callable(forward):
         raise TypeError(f"forward must be callable, got {type(forward).__name__}")
     if not callable(adjoint_products):
