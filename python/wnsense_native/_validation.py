@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import numbers
 import operator
+import os
 
 import numpy as np
 
@@ -151,3 +152,42 @@ def thread_scope(n_threads: int):
         yield
     finally:
         _core.set_scope_threads(previous)
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return None
+
+
+def check_native_size(d1, d2, nnz):
+    """Refuse, naming ``shape``, an operator whose native groupings (by row and by column, about
+    ``16 (d1 + d2) + 48 nnz`` bytes at their peak) exceed half the machine's memory: the
+    allocation could succeed (overcommit) and then be filled page by page into the OOM killer."""
+    need = 16 * (d1 + d2 + 2) + 48 * nnz
+    total = _physical_memory()
+    if total is not None and need > total // 2:
+        raise ValueError(f"shape {(d1, d2)} is too large: the operator's row and column "
+                         f"groupings need about {need / 2**30:.3g} GiB, more than half of this "
+                         f"machine's {total / 2**30:.3g} GiB")
+
+
+def check_csr(indptr, columns, values, m, n_cols):
+    """The CSR structure of ``M`` (``m`` rows, ``n_cols`` columns): ``indptr`` of length
+    ``m + 1``, starting at 0, never decreasing and ending at ``nnz``; column indices in
+    ``[0, n_cols)``. Every error names ``M``."""
+    nnz = columns.size
+    if indptr.ndim != 1 or indptr.size != m + 1:
+        raise ValueError(f"M has an invalid CSR structure: indptr has length {indptr.size}, "
+                         f"expected m + 1 = {m + 1}")
+    if values.size != nnz:
+        raise ValueError(f"M has an invalid CSR structure: {values.size} values for {nnz} "
+                         f"column indices")
+    if indptr[0] != 0 or indptr[-1] != nnz or np.any(np.diff(indptr) < 0):
+        raise ValueError(f"M has an invalid CSR structure: indptr must start at 0, never "
+                         f"decrease and end at nnz = {nnz}")
+    if nnz and (columns.min() < 0 or columns.max() >= n_cols):
+        lo, hi = int(columns.min()), int(columns.max())
+        raise ValueError(f"M has a column index out of range: values in [{lo}, {hi}], "
+                         f"expected [0, {n_cols}) (d1*d2 for shape)")

@@ -25,7 +25,6 @@ which the base class builds it), and ``_forward`` / ``_adjoint`` for the dense p
 from __future__ import annotations
 
 import math
-import os
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -33,7 +32,7 @@ import numpy as np
 from . import _core
 from ._random import as_generator, native_seed
 from ._validation import (BLOCK_ELEMENTS, as_float_array, as_matrix, as_vector, check_choice,
-                          check_float, check_int, check_threads)
+                          check_csr, check_float, check_int, check_native_size, check_threads)
 
 __all__ = [
     "ResidualPass",
@@ -245,7 +244,7 @@ class _Sparse(SensingOperator):
 
     def _build(self):
         a = self._arrays()
-        _check_native_size(self._d1, self._d2, len(a["rows"]))
+        check_native_size(self._d1, self._d2, len(a["rows"]))
         try:
             self._native = _core.SparseMeasurements(
                 self._m, self._d1, self._d2, a["rows"], a["cols"], a.get("indptr"),
@@ -288,25 +287,6 @@ class _Sparse(SensingOperator):
 
     def _adjoint_products(self, v, right, left, n_threads):
         return self._native.adjoint_products(v, right, left, n_threads)
-
-
-def _physical_memory() -> Optional[int]:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
-        return None
-
-
-def _check_native_size(d1, d2, nnz):
-    """Refuse, naming ``shape``, an operator whose native groupings (by row and by column, about
-    ``16 (d1 + d2) + 48 nnz`` bytes at their peak) exceed half the machine's memory: the
-    allocation could succeed (overcommit) and then be filled page by page into the OOM killer."""
-    need = 16 * (d1 + d2 + 2) + 48 * nnz
-    total = _physical_memory()
-    if total is not None and need > total // 2:
-        raise ValueError(f"shape {(d1, d2)} is too large: the operator's row and column "
-                         f"groupings need about {need / 2**30:.3g} GiB, more than half of this "
-                         f"machine's {total / 2**30:.3g} GiB")
 
 
 class _SortedMeasurements:
@@ -569,9 +549,10 @@ def completion_sensing(rows, cols, shape, *, symmetric=False) -> EntrySampling:
 
     ``rows``, ``cols``: integer arrays of equal length ``m``, indices into ``shape = (d1, d2)``
     (repeated entries allowed: they count as repeated measurements). ``symmetric=True`` (square
-    ``shape``) selects the symmetric family, ``M_i = (e_j e_k^T + e_k e_j^T) / 2``. The arrays are
-    used in place when they are C-contiguous int64, else converted once. Nothing ``d1 x d2`` is
-    ever formed: a pass costs ``O(m k)`` for rank-``k`` factors.
+    ``shape``) selects the symmetric family, ``M_i = (e_j e_k^T + e_k e_j^T) / 2``. The operator
+    keeps its own copy of the indices (``op.rows``/``op.cols`` are read-only views of it): later
+    changes to the caller's arrays do not reach it. Nothing ``d1 x d2`` is ever formed: a pass
+    costs ``O(m k)`` for rank-``k`` factors.
     """
     rows, cols, d1, d2, symmetric = _observed_entries(rows, cols, shape, symmetric)
     return EntrySampling(rows, cols, d1, d2, scale=1.0, symmetric=symmetric)
@@ -597,9 +578,10 @@ def sparse_sensing(M, shape, *, symmetric=False) -> SparseSensing:
     """A scipy.sparse measurement matrix ``M`` of shape ``(m, d1*d2)``: row ``i`` is
     ``vec(M_i)`` in row-major order (``M_i[j, k]`` at column ``j * d2 + k``), so ``y = M @ vec(Z)``.
 
-    ``M`` is converted once to CSR (any scipy sparse format is accepted; a CSR matrix keeps its
-    ``indptr`` and ``data``), and its column indices once to entry coordinates (two int64 arrays
-    of length ``nnz``). ``symmetric=True`` (square ``shape``) selects the symmetric family (only
+    ``M`` is converted once to CSR (any scipy sparse format is accepted), its structure checked
+    (scipy does not check a CSR matrix whose arrays were changed after construction) and copied:
+    the operator owns ``indptr``, ``values`` and the column indices as entry coordinates (two
+    int64 arrays of length ``nnz``). ``symmetric=True`` (square ``shape``) selects the symmetric family (only
     ``sym(M_i)`` matters). Needs scipy.
     """
     try:
@@ -625,31 +607,11 @@ def sparse_sensing(M, shape, *, symmetric=False) -> SparseSensing:
     indptr = np.array(csr.indptr, dtype=np.int64)          # private copies from here on
     columns = np.array(csr.indices, dtype=np.int64)
     values = np.array(csr.data, dtype=np.float64)
-    _check_csr(indptr, columns, values, m, d1 * d2)
+    check_csr(indptr, columns, values, m, d1 * d2)
     if not np.all(np.isfinite(values)):
         raise ValueError("M contains NaN or Inf")
     rows, cols = np.divmod(columns, d2)
     return SparseSensing(indptr, rows, cols, values, d1, d2, symmetric=bool(symmetric), m=m)
-
-
-def _check_csr(indptr, columns, values, m, n_cols):
-    """The CSR structure of ``M`` (``m`` rows, ``n_cols`` columns): ``indptr`` of length
-    ``m + 1``, starting at 0, never decreasing and ending at ``nnz``; column indices in
-    ``[0, n_cols)``. Every error names ``M``."""
-    nnz = columns.size
-    if indptr.ndim != 1 or indptr.size != m + 1:
-        raise ValueError(f"M has an invalid CSR structure: indptr has length {indptr.size}, "
-                         f"expected m + 1 = {m + 1}")
-    if values.size != nnz:
-        raise ValueError(f"M has an invalid CSR structure: {values.size} values for {nnz} "
-                         f"column indices")
-    if indptr[0] != 0 or indptr[-1] != nnz or np.any(np.diff(indptr) < 0):
-        raise ValueError(f"M has an invalid CSR structure: indptr must start at 0, never "
-                         f"decrease and end at nnz = {nnz}")
-    if nnz and (columns.min() < 0 or columns.max() >= n_cols):
-        lo, hi = int(columns.min()), int(columns.max())
-        raise ValueError(f"M has a column index out of range: values in [{lo}, {hi}], "
-                         f"expected [0, {n_cols}) (d1*d2 for shape)")
 
 
 def matrix_free_sensing(shape, forward, adjoint_products, *, symmetric=False) -> MatrixFreeSensing:
