@@ -186,7 +186,14 @@ def test_scope_threads_is_restored_and_one_thread_reaches_the_transport():
     WN-LBFGS transport) and restores it; results are the same bits for 1 and 2 threads."""
     op = wn.gaussian_sensing(60, 3000, rng=0)
     y = op.forward(wn.low_rank_target(60, 3, rng=1))
-    a = wn.solve(op, y, 6, rng=0, max_iter=15, n_threads=1)
+    seen = []
+
+    def scope(_):                      # what n_threads <= 0 means in a kernel right now
+        seen.append(_core.set_scope_threads(0))
+        _core.set_scope_threads(seen[-1])
+
+    a = wn.solve(op, y, 6, rng=0, max_iter=15, n_threads=1, callback=scope)
+    assert seen and set(seen) == {1}
     b = wn.solve(op, y, 6, rng=0, max_iter=15, n_threads=2)
     np.testing.assert_array_equal(a.x, b.x)
     assert _core.set_scope_threads(0) == 0          # nothing left set after the solves

@@ -581,8 +581,8 @@ def sparse_sensing(M, shape, *, symmetric=False) -> SparseSensing:
     ``M`` is converted once to CSR (any scipy sparse format is accepted), its structure checked
     (scipy does not check a CSR matrix whose arrays were changed after construction) and copied:
     the operator owns ``indptr``, ``values`` and the column indices as entry coordinates (two
-    int64 arrays of length ``nnz``). ``symmetric=True`` (square ``shape``) selects the symmetric family (only
-    ``sym(M_i)`` matters). Needs scipy.
+    int64 arrays of length ``nnz``). ``symmetric=True`` (square ``shape``) selects the symmetric
+    family (only ``sym(M_i)`` matters). Needs scipy.
     """
     try:
         import scipy.sparse as sp
@@ -604,9 +604,10 @@ def sparse_sensing(M, shape, *, symmetric=False) -> SparseSensing:
     csr = M.tocsr()
     m = M.shape[0]
     # scipy accepts a CSR structure it never checked: check it before anything reads through it
-    indptr = np.array(csr.indptr, dtype=np.int64)          # private copies from here on
-    columns = np.array(csr.indices, dtype=np.int64)
-    values = np.array(csr.data, dtype=np.float64)
+    # (the native operator copies these and checks its copies again: no copy needed here)
+    indptr = np.ascontiguousarray(csr.indptr, dtype=np.int64)
+    columns = np.asarray(csr.indices, dtype=np.int64)
+    values = np.ascontiguousarray(csr.data, dtype=np.float64)
     check_csr(indptr, columns, values, m, d1 * d2)
     if not np.all(np.isfinite(values)):
         raise ValueError("M contains NaN or Inf")
