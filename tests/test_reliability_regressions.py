@@ -387,3 +387,33 @@ def test_start_up_counts_in_time():
     res = wn.solve(op, np.ones(40), 2, rng=0, max_time=0.2, max_iter=100)
     assert res.history["time"][0] >= 0.3 and res.time >= 0.3
     assert res.stop_reason == "max_time" and res.nit == 0
+
+
+def test_max_time_stops_inside_a_long_step_search():
+    """Every trial after the first pass is rejected (the operator's later outputs are far off),
+    so one Armijo search would take 61 slow passes; max_time stops it between two trials, with
+    the last accepted iterate. Checked by counting passes, not by timing them."""
+    import time as _time
+    A = np.random.default_rng(0).standard_normal((30, 4, 3))
+    calls = []
+
+    def forward(L, R):
+        calls.append(1)
+        _time.sleep(0.02)
+        z = np.einsum("mij,ik,jk->m", A, L, R)
+        return z if len(calls) <= 1 else z + 1e6     # every trial step looks terrible
+
+    def adjoint_products(v, right, left):
+        G = np.einsum("m,mij->ij", v, A)
+        return (None if right is None else G @ right, None if left is None else G.T @ left)
+
+    op = wn.matrix_free_sensing((30, 4, 3), forward, adjoint_products)
+    y = np.random.default_rng(1).standard_normal(30)
+    res = wn.solve(op, y, 2, method="gd", rng=0, max_time=0.1, max_iter=5)
+    assert res.stop_reason == "max_time" and res.nit == 0
+    assert res.nfev < 30           # the search was cut (it would have made 61 trials)
+    assert np.isfinite(res.fun)
+    calls.clear()
+    full = wn.solve(wn.matrix_free_sensing((30, 4, 3), forward, adjoint_products), y, 2,
+                    method="gd", rng=0, max_iter=1)
+    assert full.nfev > 30      # without max_time: the whole search (then step_failed/diverged)

@@ -10,6 +10,7 @@ import numpy as np
 
 from .._lowrank import lowrank_distance, lowrank_norm
 from ..result import SolveResult
+from ._steps import TimeUp
 
 logger = logging.getLogger("wnsense_native")
 
@@ -112,7 +113,12 @@ def run(method, problem, *, method_name, max_iter, tol, gtol, xtol, max_time, ca
                 break
             before = method.snapshot()
             before_lowrank = method.lowrank() if xtol > 0 else None
-            ok = method.step()
+            try:
+                ok = method.step()
+            except TimeUp:                      # max_time ran out inside a step search
+                method.restore(before)
+                reason = "max_time"
+                break
             if not math.isfinite(method.loss) or method.loss > explode:
                 method.restore(before)
                 reason = "diverged"

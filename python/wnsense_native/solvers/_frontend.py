@@ -62,6 +62,7 @@ def solve_with(registry, make_residual_fn, op, y, rank, *, method="wn_rgd", max_
     with thread_scope(n_threads):   # kernels without a thread count of their own use n_threads
         t_start = time.perf_counter()  # the start-up passes count in res.time and max_time
         solver = cls(problem, rank, gen, init, rule, **options)
+        rule.deadline = None if max_time is None else t_start + max_time   # checked in searches
         return run(solver, problem, method_name=method, max_iter=max_iter, tol=tol, gtol=gtol,
                    xtol=xtol, max_time=max_time, callback=callback, x_true=x_true,
                    progress=progress, validation=val_problem, patience=patience,
