@@ -36,34 +36,41 @@ py::list matrices(std::vector<RowMatrixXd>&& ms) {
   return out;
 }
 
-// The native sparse operator plus the arrays it borrows (kept alive, never copied).
+// A read-only numpy view of an array `owner` holds (the view keeps `owner` alive).
+template <class T>
+py::array readonly_view(const std::vector<T>& v, const py::object& owner) {
+  if (v.empty()) return py::array_t<T>(0);
+  py::array_t<T> a(static_cast<py::ssize_t>(v.size()), v.data(), owner);
+  py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  return std::move(a);
+}
+
+// The native sparse operator. It copies the arrays it is given (SparseMeasurements owns them),
+// so nothing the caller does to its arrays afterwards reaches the operator.
 struct PySparse {
-  IndexArray rows, cols;
-  py::object ptr, vals;  // IndexArray / ValueArray or None
   std::unique_ptr<SparseMeasurements> core;
 
-  PySparse(Index m, Index d1, Index d2, IndexArray rows_, IndexArray cols_, py::object ptr_,
-           py::object vals_, double scale, bool symmetric)
-      : rows(std::move(rows_)), cols(std::move(cols_)), ptr(std::move(ptr_)),
-        vals(std::move(vals_)) {
+  PySparse(Index m, Index d1, Index d2, IndexArray rows, IndexArray cols, py::object ptr_,
+           py::object vals_, double scale, bool symmetric) {
     require(rows.ndim() == 1 && cols.ndim() == 1, "rows and cols must be 1-D");
+    require(m >= 1 && d1 >= 1 && d2 >= 1, "m, d1 and d2 must be positive");
     const Index nnz = rows.shape(0);
     require_length(cols.shape(0), nnz, "cols");
     const std::int64_t* p = nullptr;
     const double* v = nullptr;
-    if (!ptr.is_none()) {
-      auto a = py::cast<IndexArray>(ptr);
-      require(a.ndim() == 1, "indptr must be 1-D");
-      require_length(a.shape(0), m + 1, "indptr");
-      ptr = a;
-      p = a.data();
+    IndexArray ptr;
+    ValueArray vals;
+    if (!ptr_.is_none()) {
+      ptr = py::cast<IndexArray>(ptr_);
+      require(ptr.ndim() == 1, "indptr must be 1-D");
+      require_length(ptr.shape(0), m + 1, "indptr");
+      p = ptr.data();
     }
-    if (!vals.is_none()) {
-      auto a = py::cast<ValueArray>(vals);
-      require(a.ndim() == 1, "values must be 1-D");
-      require_length(a.shape(0), nnz, "values");
-      vals = a;
-      v = a.data();
+    if (!vals_.is_none()) {
+      vals = py::cast<ValueArray>(vals_);
+      require(vals.ndim() == 1, "values must be 1-D");
+      require_length(vals.shape(0), nnz, "values");
+      v = vals.data();
     }
     const std::int64_t* r = rows.data();
     const std::int64_t* c = cols.data();
@@ -278,6 +285,22 @@ void bind_structured(py::module_& m) {
       .def("adjoint_sides", &PySparse::adjoint_sides, py::arg("v").noconvert(),
            py::arg("row_B"), py::arg("col_B"), py::arg("n_threads") = 0,
            "The row and column sides of A*(v) for v in sorted order.")
+      .def_property_readonly("rows", [](py::object self) {
+             return readonly_view(self.cast<const PySparse&>().core->rows_array(), self);
+           }, "The operator's own copy of rows (read-only).")
+      .def_property_readonly("cols", [](py::object self) {
+             return readonly_view(self.cast<const PySparse&>().core->cols_array(), self);
+           }, "The operator's own copy of cols (read-only).")
+      .def_property_readonly("indptr", [](py::object self) -> py::object {
+             const auto& S = *self.cast<const PySparse&>().core;
+             if (S.one_per_measurement()) return py::none();
+             return readonly_view(S.indptr_array(), self);
+           }, "The operator's own copy of indptr (read-only), or None.")
+      .def_property_readonly("values", [](py::object self) -> py::object {
+             const auto& S = *self.cast<const PySparse&>().core;
+             if (S.one_per_measurement()) return py::none();
+             return readonly_view(S.values_array(), self);
+           }, "The operator's own copy of values (read-only), or None.")
       .def("order", &PySparse::order, "Row-sorted position -> measurement index (stable).")
       .def("col_order", &PySparse::col_order,
            "Column-ordered position -> row-sorted position (one nonzero per measurement).")
@@ -288,6 +311,16 @@ void bind_structured(py::module_& m) {
       .def("forward", &PySparse::forward, py::arg("Z").noconvert())
       .def("adjoint", &PySparse::adjoint, py::arg("v").noconvert())
       .def_property_readonly("nnz", [](const PySparse& s) { return s.core->nnz(); });
+  // thread resolution (common.hpp): the solve's thread count on this thread, and the fork state
+  m.def("set_scope_threads", [](int n_threads) {
+          const int previous = threads::scope_threads;
+          threads::scope_threads = n_threads;
+          return previous;
+        }, py::arg("n_threads"),
+        "Set what n_threads <= 0 means for kernels called from this thread (0: OpenMP's\n"
+        "default); returns the previous value. Used around a solve.");
+  m.def("forked_after_team", [] { return threads::forked_after_team.load(); },
+        "True in a process forked after a multi-threaded pass: kernels run on one thread.");
   m.def("rank_one_residual", &rank_one_residual_py, py::arg("A").noconvert(), py::arg("scale"),
         py::arg("L").noconvert(), py::arg("R").noconvert(), py::arg("y"), py::arg("right"),
         py::arg("left"), py::arg("n_threads") = 0,

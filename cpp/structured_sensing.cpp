@@ -66,28 +66,38 @@ SparseMeasurements::SparseMeasurements(Index m, Index d1, Index d2, Index nnz,
                                        const std::int64_t* ptr, const std::int64_t* rows,
                                        const std::int64_t* cols, const double* vals, double scale,
                                        bool symmetric)
-    : m_(m), d1_(d1), d2_(d2), nnz_(nnz), ptr_(ptr), rows_(rows), cols_(cols), vals_(vals),
-      scale_(scale), symmetric_(symmetric) {
+    : m_(m), d1_(d1), d2_(d2), nnz_(nnz), ptr_(nullptr), rows_(nullptr), cols_(nullptr),
+      vals_(nullptr), scale_(scale), symmetric_(symmetric) {
   require(m >= 1 && d1 >= 1 && d2 >= 1 && nnz >= 0, "sizes must be positive");
   require(!symmetric || d1 == d2, "symmetric measurements need d1 == d2");
+  // Own copies first, then every check on the copies: what is checked is what is used.
+  own_rows_.assign(rows, rows + nnz);
+  own_cols_.assign(cols, cols + nnz);
+  if (vals) own_vals_.assign(vals, vals + nnz);
   if (ptr) {
-    require(ptr[0] == 0 && ptr[m] == nnz, "indptr must start at 0 and end at nnz");
+    own_ptr_.assign(ptr, ptr + m + 1);
+    const auto& p = own_ptr_;
+    require(p[0] == 0, "indptr must start at 0");
+    for (Index i = 0; i < m; ++i) require(p[i] <= p[i + 1], "indptr must not decrease");
+    require(p[m] == nnz, "indptr must end at nnz = " + std::to_string(nnz));
     meas_.resize(nnz);
-    for (Index i = 0; i < m; ++i) {
-      require(ptr[i] <= ptr[i + 1], "indptr must not decrease");
-      for (Index t = ptr[i]; t < ptr[i + 1]; ++t) meas_[t] = i;
-    }
+    for (Index i = 0; i < m; ++i)
+      for (Index t = p[i]; t < p[i + 1]; ++t) meas_[t] = i;
   } else {
     require(nnz == m, "one nonzero per measurement needs nnz == m");
     require(!vals, "values need indptr (one nonzero per measurement uses `scale`)");
   }
-  check_indices(rows, nnz, d1, "row");
-  check_indices(cols, nnz, d2, "column");
-  group_by(rows, nnz, d1, &row_ptr_, &by_row_);
-  group_by(cols, nnz, d2, &col_ptr_, &by_col_);
+  rows_ = own_rows_.data();
+  cols_ = own_cols_.data();
+  if (ptr) ptr_ = own_ptr_.data();
+  if (vals) vals_ = own_vals_.data();
+  check_indices(rows_, nnz, d1, "row");
+  check_indices(cols_, nnz, d2, "column");
+  group_by(rows_, nnz, d1, &row_ptr_, &by_row_);
+  group_by(cols_, nnz, d2, &col_ptr_, &by_col_);
   if (!ptr) {
     sorted_cols_.resize(nnz);
-    for (Index q = 0; q < nnz; ++q) sorted_cols_[q] = cols[by_row_[q]];
+    for (Index q = 0; q < nnz; ++q) sorted_cols_[q] = cols_[by_row_[q]];
     group_by(sorted_cols_.data(), nnz, d2, &col_ptr_, &by_col_sorted_);
     rows_by_col_.resize(nnz);
     std::vector<std::int64_t> row_of(nnz);  // row of each sorted position

@@ -11,14 +11,20 @@ namespace wnsense {
 
 // Sparse measurements: M_i = sum_{t in [ptr[i], ptr[i+1])} vals[t] e_{rows[t]} e_{cols[t]}^T, or
 // its symmetrization sym(M_i) when `symmetric`. ptr == nullptr: one nonzero per measurement
-// (t = i); vals == nullptr: every value is `scale`. The arrays are borrowed (the caller keeps
-// them alive and unchanged); the groupings by row and by column are owned.
+// (t = i); vals == nullptr: every value is `scale`. The arrays are copied at construction into
+// owned storage and checked there (a caller that changes or frees its arrays afterwards cannot
+// reach the operator), as are the groupings by row and by column.
 class SparseMeasurements {
  public:
-  // Checks every index before storing anything; throws std::invalid_argument naming the array.
+  // Copies the arrays, then checks every index of the copies (indptr: starts at 0, never
+  // decreases, ends at nnz) before using any of them; throws std::invalid_argument naming the
+  // array.
   SparseMeasurements(Index m, Index d1, Index d2, Index nnz, const std::int64_t* ptr,
                      const std::int64_t* rows, const std::int64_t* cols, const double* vals,
                      double scale, bool symmetric);
+  // not copyable: the raw pointers point into the owned arrays
+  SparseMeasurements(const SparseMeasurements&) = delete;
+  SparseMeasurements& operator=(const SparseMeasurements&) = delete;
 
   Index m() const { return m_; }
   Index d1() const { return d1_; }
@@ -65,6 +71,11 @@ class SparseMeasurements {
                      const std::vector<const Eigen::Ref<const RowMatrixXd>*>& col_B,
                      std::vector<RowMatrixXd>* col_out, int n_threads) const;
   bool one_per_measurement() const { return ptr_ == nullptr; }
+  // the owned copies of the constructor's arrays (indptr and values empty when not given)
+  const std::vector<std::int64_t>& indptr_array() const { return own_ptr_; }
+  const std::vector<std::int64_t>& rows_array() const { return own_rows_; }
+  const std::vector<std::int64_t>& cols_array() const { return own_cols_; }
+  const std::vector<double>& values_array() const { return own_vals_; }
   // internal position q -> measurement index (entries sorted by row, stable)
   const std::vector<std::int64_t>& order() const { return by_row_; }
   // column-ordered position -> row-sorted position (one nonzero per measurement only)
@@ -113,6 +124,9 @@ class SparseMeasurements {
                     std::vector<double>* row_sumsq, int nt) const;
 
   Index m_, d1_, d2_, nnz_;
+  // the constructor's arrays, owned; the raw pointers below point into them (nullptr: absent)
+  std::vector<std::int64_t> own_ptr_, own_rows_, own_cols_;
+  std::vector<double> own_vals_;
   const std::int64_t* ptr_;
   const std::int64_t* rows_;
   const std::int64_t* cols_;

@@ -1,6 +1,8 @@
 """The benchmark scripts in ``bench/`` run end to end at toy sizes and print their tables with the
-ratios the README and the performance notes quote (their speed is not asserted here: that is what
-the scripts measure, at full size, by hand)."""
+ratios the README and the performance notes quote. Only their structure is checked (the tables,
+the rows, that each ratio is printed as a number): a timing on a loaded machine can print as
+0.00x, so no speed or timing ratio is asserted here; that is what the scripts measure, at full
+size, by hand."""
 from __future__ import annotations
 
 import os
@@ -25,10 +27,11 @@ def bench(script, *args, timeout=300):
     return proc.stdout
 
 
-def positive_ratios(text, min_count):
+def printed_ratios(text, min_count):
+    """The ``N.NNx`` ratios of ``text`` (at least ``min_count``), as numbers; their values are
+    timings and are not asserted."""
     values = [float(v) for v in re.findall(RATIO, text)]
     assert len(values) >= min_count, text
-    assert all(v > 0 for v in values), text
     return values
 
 
@@ -37,7 +40,7 @@ def test_bench_iteration():
     assert "WN-RGD / 2 fused" in out and "WN-LBFGS / fused" in out
     assert out.count("read bandwidth probe") == 2
     # four storages, four ratios each (fused, WN-RGD, WN-LBFGS, GD against one forward pass)
-    positive_ratios(out, 16)
+    printed_ratios(out, 16)
     assert re.search(r"loop overhead, wn_rgd, population d=10: \d+\.\d us/iteration", out), out
     assert re.search(r"loop overhead, wn_lbfgs \(step 1\), population d=10: \d+\.\d "
                      r"us/iteration", out), out
@@ -59,19 +62,18 @@ def test_bench_fig2b_small():
                       out, re.M)
     assert match, out
     assert float(match.group(1)) >= 2.0  # a WN-RGD (paper) iteration is at least two passes
-    assert float(match.group(2)) > 0
     # the default (WN-LBFGS): at least one pass per iteration, fewer than the paper's
     match = re.search(r"^WN-LBFGS \(default\) r=4: .*?(\d+\.\d+) passes/iteration.*"
                       r"-> (\d+\.\d+)x the bound", out, re.M)
     assert match, out
-    assert 1.0 <= float(match.group(1)) < 2.0 and float(match.group(2)) > 0
+    assert 1.0 <= float(match.group(1)) < 2.0   # group(2), "x the bound", is a timing
     assert len(re.findall(r"peak RSS \d+\.\d+ GB", out)) == 3
 
 
 def test_bench_solvers_small():
     out = bench("bench_solvers.py", "--d", "12", "--m", "300", "--rstar", "2", "--rank", "3",
                 "--iters", "3", "--max-iter", "0", "--methods", "wn_lbfgs", "wn_rgd", "gd")
-    positive_ratios(out, 3)
+    printed_ratios(out, 3)
     for name in ("wn_lbfgs", "wn_rgd", "gd"):
         assert re.search(rf"^{name}\s+native\s", out, re.M), (name, out)
 
@@ -115,7 +117,7 @@ def test_bench_completion_scale_small():
     held_out = re.search(r"held-out rel\. error (\S+);", out)
     assert held_out and float(held_out.group(1)) < 1e-4, out
     assert "the paper's Algorithm 1, learned magnitude step" in out, out
-    positive_ratios(out, 2)
+    printed_ratios(out, 2)
 
 
 def test_check_bit_identity_compares_bit_for_bit():

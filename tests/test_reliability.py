@@ -419,11 +419,12 @@ def test_max_time_is_honoured(max_time):
     wall = time.perf_counter() - t0
     assert res.stop_reason == "max_time" and res.status == 2 and not res.success
     assert res.nit >= 1
-    one_iteration = float(np.max(np.diff(res.history["time"])))
-    # stopped at the first check after the limit: at most one iteration (plus bookkeeping) late
-    # (0.1 s of slack for scheduling hiccups on a loaded machine)
-    assert max_time <= res.time <= max_time + one_iteration + 0.1, (res.time, one_iteration)
-    assert wall <= res.time + 1.0  # setup (start point, first residual) is quick too
+    # stopped at the first check after the limit: the iteration before the last ended under it
+    # (its check let the run go on) and the run ended over it. No bound on how late: a loaded
+    # machine can stretch any one iteration (the checks are of the logic, not of speed).
+    times = res.history["time"]
+    assert times[-2] < max_time <= res.time, (times[-3:], res.time)
+    assert times[0] >= 0.0 and res.time <= wall      # the clock starts inside the call
 
 
 # ================================================================================================

@@ -5,8 +5,10 @@ value or size) with a message that names the offending argument, before any nati
 """
 from __future__ import annotations
 
+import contextlib
 import numbers
 import operator
+import os
 
 import numpy as np
 
@@ -39,6 +41,10 @@ def as_float_array(name: str, a, *, ndim: int | None = None, dtypes=(np.float64,
     """
     if isinstance(a, (str, bytes)) or a is None:
         raise TypeError(f"{name} must be an array, got {type(a).__name__}")
+    if np.ma.isMaskedArray(a) and np.ma.getmaskarray(a).any():
+        # np.asarray would drop the mask and use the hidden values as data
+        raise ValueError(f"{name} is a masked array with masked entries; fill or drop them "
+                         f"(wn.complete takes masked entries as missing)")
     try:
         arr = np.asarray(a)
     except Exception as exc:  # ragged lists and other oddities
@@ -133,3 +139,55 @@ def check_threads(n_threads) -> int:
     if n_threads is None:
         return 0
     return check_int("n_threads", n_threads, minimum=1, maximum=1024)
+
+
+@contextlib.contextmanager
+def thread_scope(n_threads: int):
+    """Within the block, native kernels called from this thread without a thread count of their
+    own use ``n_threads`` (0: OpenMP's default): ``n_threads=1`` then means one thread in every
+    kernel of a solve, not only in the operator passes."""
+    from . import _core
+    previous = _core.set_scope_threads(n_threads)
+    try:
+        yield
+    finally:
+        _core.set_scope_threads(previous)
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return None
+
+
+def check_native_size(d1, d2, nnz):
+    """Refuse, naming ``shape``, an operator whose native groupings (by row and by column, about
+    ``16 (d1 + d2) + 48 nnz`` bytes at their peak) exceed half the machine's memory: the
+    allocation could succeed (overcommit) and then be filled page by page into the OOM killer."""
+    need = 16 * (d1 + d2 + 2) + 48 * nnz
+    total = _physical_memory()
+    if total is not None and need > total // 2:
+        raise ValueError(f"shape {(d1, d2)} is too large: the operator's row and column "
+                         f"groupings need about {need / 2**30:.3g} GiB, more than half of this "
+                         f"machine's {total / 2**30:.3g} GiB")
+
+
+def check_csr(indptr, columns, values, m, n_cols):
+    """The CSR structure of ``M`` (``m`` rows, ``n_cols`` columns): ``indptr`` of length
+    ``m + 1``, starting at 0, never decreasing and ending at ``nnz``; column indices in
+    ``[0, n_cols)``. Every error names ``M``."""
+    nnz = columns.size
+    if indptr.ndim != 1 or indptr.size != m + 1:
+        raise ValueError(f"M has an invalid CSR structure: indptr has length {indptr.size}, "
+                         f"expected m + 1 = {m + 1}")
+    if values.size != nnz:
+        raise ValueError(f"M has an invalid CSR structure: {values.size} values for {nnz} "
+                         f"column indices")
+    if indptr[0] != 0 or indptr[-1] != nnz or np.any(np.diff(indptr) < 0):
+        raise ValueError(f"M has an invalid CSR structure: indptr must start at 0, never "
+                         f"decrease and end at nnz = {nnz}")
+    if nnz and (columns.min() < 0 or columns.max() >= n_cols):
+        lo, hi = int(columns.min()), int(columns.max())
+        raise ValueError(f"M has a column index out of range: values in [{lo}, {hi}], "
+                         f"expected [0, {n_cols}) (d1*d2 for shape)")

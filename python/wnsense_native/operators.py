@@ -34,7 +34,7 @@ import numpy as np
 from . import _core
 from ._random import as_generator, native_seed
 from ._validation import (BLOCK_ELEMENTS, as_float_array, as_matrix, as_vector, check_choice,
-                          check_float, check_int, check_threads)
+                          check_csr, check_float, check_int, check_native_size, check_threads)
 
 __all__ = [
     "ResidualPass",
@@ -303,13 +303,27 @@ class DenseSensing(SensingOperator):
 
 class _Sparse(SensingOperator):
     """Shared by the sparse operators: the native :class:`_core.SparseMeasurements` over the
-    arrays in ``_arrays()``, rebuilt from them when unpickled."""
+    arrays in ``_arrays()``, rebuilt from them when unpickled.
+
+    The native operator copies the arrays and checks its copies; from then on the attributes
+    (``rows``, ``cols``, and ``indptr``/``values`` when present) are read-only views of those
+    copies, so a caller who changes (or frees) the arrays it passed cannot reach the operator."""
 
     def _build(self):
         a = self._arrays()
-        self._native = _core.SparseMeasurements(
-            self._m, self._d1, self._d2, a["rows"], a["cols"], a.get("indptr"), a.get("values"),
-            a.get("scale", 1.0), self.symmetric)
+        check_native_size(self._d1, self._d2, len(a["rows"]))
+        try:
+            self._native = _core.SparseMeasurements(
+                self._m, self._d1, self._d2, a["rows"], a["cols"], a.get("indptr"),
+                a.get("values"), a.get("scale", 1.0), self.symmetric)
+        except MemoryError:
+            raise ValueError(f"shape {(self._d1, self._d2)} with {len(a['rows'])} entries is "
+                             f"too large: the operator's row and column groupings "
+                             f"({8 * (self._d1 + self._d2 + 4 * len(a['rows']))} bytes) could "
+                             f"not be allocated") from None
+        for name in ("rows", "cols", "indptr", "values"):
+            if name in a:
+                setattr(self, name, getattr(self._native, name))
 
     def _arrays(self) -> dict:
         raise NotImplementedError
@@ -406,8 +420,9 @@ class SparseSensing(_Sparse):
     row-major), held in CSR form as ``indptr``, the entry coordinates ``rows``/``cols`` (the
     column index of ``M`` split into ``(j, k)``) and ``values``."""
 
-    def __init__(self, indptr, rows, cols, values, d1, d2, *, symmetric: bool):
-        super().__init__(len(indptr) - 1, d1, d2, symmetric)
+    def __init__(self, indptr, rows, cols, values, d1, d2, *, symmetric: bool, m=None):
+        # m: the declared number of measurements (the native operator checks len(indptr) == m+1)
+        super().__init__(len(indptr) - 1 if m is None else m, d1, d2, symmetric)
         self.indptr, self.rows, self.cols, self.values = indptr, rows, cols, values
         self._build()
 
@@ -471,11 +486,14 @@ class MatrixFreeSensing(SensingOperator):
         self._user_forward, self._user_adjoint_products = forward, adjoint_products
 
     def _forward_factored(self, L, R, n_threads):
-        z = self._user_forward(L, R)
+        z = self._user_forward(_private_copy(L), _private_copy(R))
         return _checked_output("forward", z, (self._m,))
 
     def _adjoint_products(self, v, right, left, n_threads):
-        out = self._user_adjoint_products(v, right, left)
+        # copies: a callable that writes into its arguments (v is the solver's residual) must
+        # not change the solve (it zeroed the residual: a false success)
+        out = self._user_adjoint_products(_private_copy(v), _private_copy(right),
+                                          _private_copy(left))
         if not isinstance(out, tuple) or len(out) != 2:
             raise TypeError("adjoint_products must return a pair (A*(v) @ right or None, "
                             "A*(v)^T @ left or None)")
@@ -492,7 +510,16 @@ class MatrixFreeSensing(SensingOperator):
         return self._adjoint_products(v, np.eye(self._d2), None, n_threads)[0]
 
 
+def _private_copy(a):
+    """A copy of ``a`` (None stays None) for a user callable, which may write into it."""
+    return None if a is None else np.array(a, dtype=np.float64, order="C")
+
+
 def _checked_output(name, a, shape):
+    """A callable's output as float64 of ``shape``, finite; else TypeError/ValueError naming it
+    (complex output is refused: casting would drop the imaginary part)."""
+    if np.iscomplexobj(a):
+        raise TypeError(f"{name} must return a real array, got a complex one")
     try:
         arr = np.asarray(a, dtype=np.float64)
     except (TypeError, ValueError):
@@ -563,10 +590,16 @@ def entry_sampling(d, m, *, d2=None, rng=None) -> EntrySampling:
     return EntrySampling(rows, cols, d1, d2_, scale=math.sqrt(d1 * d2_ / m), symmetric=symmetric)
 
 
+# Largest d1, d2 of an entry operator: indices are int64 (larger sizes could never be allocated:
+# the native row and column groupings take 8 (d1 + d2) bytes).
+_MAX_SIDE = 2 ** 62
+
+
 def _shape_pair(shape):
     if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) != 2:
         raise TypeError(f"shape must be a pair (d1, d2), got {shape!r}")
-    return check_int("shape[0]", shape[0], minimum=1), check_int("shape[1]", shape[1], minimum=1)
+    return (check_int("shape[0]", shape[0], minimum=1, maximum=_MAX_SIDE),
+            check_int("shape[1]", shape[1], minimum=1, maximum=_MAX_SIDE))
 
 
 def _index_array(name, a, bound):
@@ -592,9 +625,10 @@ def completion_sensing(rows, cols, shape, *, symmetric=False) -> EntrySampling:
 
     ``rows``, ``cols``: integer arrays of equal length ``m``, indices into ``shape = (d1, d2)``
     (repeated entries allowed: they count as repeated measurements). ``symmetric=True`` (square
-    ``shape``) selects the symmetric family, ``M_i = (e_j e_k^T + e_k e_j^T) / 2``. The arrays are
-    used in place when they are C-contiguous int64, else converted once. Nothing ``d1 x d2`` is
-    ever formed: a pass costs ``O(m k)`` for rank-``k`` factors.
+    ``shape``) selects the symmetric family, ``M_i = (e_j e_k^T + e_k e_j^T) / 2``. The operator
+    keeps its own copy of the indices (``op.rows``/``op.cols`` are read-only views of it): later
+    changes to the caller's arrays do not reach it. Nothing ``d1 x d2`` is ever formed: a pass
+    costs ``O(m k)`` for rank-``k`` factors.
     """
     rows, cols, d1, d2, symmetric = _observed_entries(rows, cols, shape, symmetric)
     return EntrySampling(rows, cols, d1, d2, scale=1.0, symmetric=symmetric)
@@ -620,10 +654,11 @@ def sparse_sensing(M, shape, *, symmetric=False) -> SparseSensing:
     """A scipy.sparse measurement matrix ``M`` of shape ``(m, d1*d2)``: row ``i`` is
     ``vec(M_i)`` in row-major order (``M_i[j, k]`` at column ``j * d2 + k``), so ``y = M @ vec(Z)``.
 
-    ``M`` is converted once to CSR (any scipy sparse format is accepted; a CSR matrix keeps its
-    ``indptr`` and ``data``), and its column indices once to entry coordinates (two int64 arrays
-    of length ``nnz``). ``symmetric=True`` (square ``shape``) selects the symmetric family (only
-    ``sym(M_i)`` matters). Needs scipy.
+    ``M`` is converted once to CSR (any scipy sparse format is accepted), its structure checked
+    (scipy does not check a CSR matrix whose arrays were changed after construction) and copied:
+    the operator owns ``indptr``, ``values`` and the column indices as entry coordinates (two
+    int64 arrays of length ``nnz``). ``symmetric=True`` (square ``shape``) selects the symmetric
+    family (only ``sym(M_i)`` matters). Needs scipy.
     """
     try:
         import scipy.sparse as sp
@@ -643,13 +678,17 @@ def sparse_sensing(M, shape, *, symmetric=False) -> SparseSensing:
     if symmetric and d1 != d2:
         raise ValueError(f"symmetric=True needs a square shape, got {(d1, d2)}")
     csr = M.tocsr()
+    m = M.shape[0]
+    # scipy accepts a CSR structure it never checked: check it before anything reads through it
+    # (the native operator copies these and checks its copies again: no copy needed here)
+    indptr = np.ascontiguousarray(csr.indptr, dtype=np.int64)
+    columns = np.asarray(csr.indices, dtype=np.int64)
     values = np.ascontiguousarray(csr.data, dtype=np.float64)
+    check_csr(indptr, columns, values, m, d1 * d2)
     if not np.all(np.isfinite(values)):
         raise ValueError("M contains NaN or Inf")
-    columns = np.asarray(csr.indices, dtype=np.int64)
     rows, cols = np.divmod(columns, d2)
-    indptr = np.ascontiguousarray(csr.indptr, dtype=np.int64)
-    return SparseSensing(indptr, rows, cols, values, d1, d2, symmetric=bool(symmetric))
+    return SparseSensing(indptr, rows, cols, values, d1, d2, symmetric=bool(symmetric), m=m)
 
 
 def matrix_free_sensing(shape, forward, adjoint_products, *, symmetric=False) -> MatrixFreeSensing:
@@ -667,9 +706,9 @@ def matrix_free_sensing(shape, forward, adjoint_products, *, symmetric=False) ->
     if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) != 3:
         raise TypeError(f"shape must be a triple (m, d1, d2): the number of measurements m, then "
                         f"the matrix size d1 x d2; got {shape!r}")
-    m = check_int("shape[0]", shape[0], minimum=1)
-    d1 = check_int("shape[1]", shape[1], minimum=1)
-    d2 = check_int("shape[2]", shape[2], minimum=1)
+    m = check_int("shape[0]", shape[0], minimum=1, maximum=_MAX_SIDE)
+    d1 = check_int("shape[1]", shape[1], minimum=1, maximum=_MAX_SIDE)
+    d2 = check_int("shape[2]", shape[2], minimum=1, maximum=_MAX_SIDE)
     if not callable(forward):
         raise TypeError(f"forward must be callable, got {type(forward).__name__}")
     if not callable(adjoint_products):
@@ -742,9 +781,11 @@ def _asymmetry(stack: np.ndarray) -> tuple[float, float]:
 
 def _packed_rows(stack: np.ndarray, store) -> np.ndarray:
     """The packed storage of a square ``(m, d, d)`` stack: row ``i`` is the upper triangle of
-    ``sym(M_i)`` in ``numpy.triu_indices`` order, in dtype ``store``."""
+    ``sym(M_i)`` in ``numpy.triu_indices`` order, in dtype ``store``. The mean is taken in
+    float64 and rounded once to ``store`` (float32 arithmetic would round the sum first: float32
+    input packed into float64 storage was 2e-8 relative off the unpacked operator)."""
     iu = np.triu_indices(stack.shape[1])
-    upper = stack[:, iu[0], iu[1]]
+    upper = stack[:, iu[0], iu[1]].astype(np.float64, copy=False)
     lower = stack[:, iu[1], iu[0]]
     return np.ascontiguousarray(0.5 * (upper + lower), dtype=store)
 

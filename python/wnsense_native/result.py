@@ -44,13 +44,37 @@ class SolveResult(dict):
         object.__setattr__(self, "_lowrank", (L, R))
         return self
 
+    # Largest x (in entries) that reading ``res.x`` forms: 2**28 float64 entries are 2 GiB. Past
+    # it ``res.x`` raises instead of allocating (a 1e5 x 1e5 result would take 74.5 GiB); use
+    # ``predict`` or the factors, or raise this limit (``SolveResult.x_max_entries = ...``).
+    x_max_entries = 2 ** 28
+
     def __missing__(self, key):
         if key == "x" and self._lowrank is not None:
             L, R = self._lowrank
-            x = L @ R.T
-            self["x"] = x
-            return x
+            size = L.shape[0] * R.shape[0]
+            limit = type(self).x_max_entries
+            if size > limit:
+                raise ValueError(
+                    f"res.x would be a dense {L.shape[0]} x {R.shape[0]} array "
+                    f"({size * 8 / 2**30:.3g} GiB), above SolveResult.x_max_entries = {limit}: "
+                    f"use res.predict(rows, cols) for entries, or the factors (x = L @ R.T from "
+                    f"res.lowrank(); raise SolveResult.x_max_entries to form it anyway)")
+            return self._form_x()
         raise KeyError(key)
+
+    def _form_x(self):
+        """``x = L @ R.T``, formed once whatever its size (for callers that return it)."""
+        if dict.__contains__(self, "x"):
+            return dict.__getitem__(self, "x")
+        L, R = self._lowrank
+        x = L @ R.T
+        self["x"] = x
+        return x
+
+    def lowrank(self):
+        """The thin factors ``(L, R)`` with ``x = L @ R.T`` (None when the result has none)."""
+        return self._lowrank
 
     def __contains__(self, key):
         return dict.__contains__(self, key) or (key == "x" and self._lowrank is not None)

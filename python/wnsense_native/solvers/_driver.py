@@ -11,6 +11,7 @@ import numpy as np
 from .._lowrank import lowrank_distance, lowrank_norm
 from ..result import SolveResult
 from . import fit_report
+from ._steps import TimeUp
 
 logger = logging.getLogger("wnsense_native")
 
@@ -82,14 +83,18 @@ class _EarlyStopping:
 
 
 def run(method, problem, *, method_name, max_iter, tol, gtol, xtol, max_time, callback,
-        x_true, progress=False, validation=None, patience=10, expected_rank=None) -> SolveResult:
+        x_true, progress=False, validation=None, patience=10, expected_rank=None,
+        t_start=None) -> SolveResult:
     """Drive ``method`` to a stop; ``x_true`` is a :class:`~.._lowrank.Target` or None;
-    ``validation`` a :class:`~._problem.Problem` of held-out measurements or None."""
-    t_start = time.perf_counter()
+    ``validation`` a :class:`~._problem.Problem` of held-out measurements or None.
+    ``t_start``: when the solve started (``time.perf_counter()``, before the method's start-up
+    passes, which then count in ``time`` and against ``max_time``); None: now."""
+    if t_start is None:
+        t_start = time.perf_counter()
     history = _History(x_true)
     early = _EarlyStopping(validation, patience) if validation is not None else None
     method.set_reference(x_true)
-    history.record(method, problem, 0.0)
+    history.record(method, problem, time.perf_counter() - t_start)
     if early is not None:
         early.record(method, 0, history.cols)
     loss_at_zero = problem.loss(problem.y_norm ** 2)
@@ -110,7 +115,12 @@ def run(method, problem, *, method_name, max_iter, tol, gtol, xtol, max_time, ca
                 break
             before = method.snapshot()
             before_lowrank = method.lowrank() if xtol > 0 else None
-            ok = method.step()
+            try:
+                ok = method.step()
+            except TimeUp:                      # max_time ran out inside a step search
+                method.restore(before)
+                reason = "max_time"
+                break
             if not math.isfinite(method.loss) or method.loss > explode:
                 method.restore(before)
                 reason = "diverged"

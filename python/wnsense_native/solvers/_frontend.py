@@ -2,9 +2,11 @@
 :func:`wnsense_native.reference.solve` (same signature, same validation, same starting point)."""
 from __future__ import annotations
 
+import time
+
 from .._lowrank import Target
 from .._random import as_generator
-from .._validation import as_vector, check_float, check_int, check_threads
+from .._validation import as_vector, check_float, check_int, check_threads, thread_scope
 from ..operators import SensingOperator
 from ._driver import run
 from ._policy import preferred_options
@@ -59,11 +61,14 @@ def solve_with(registry, make_residual_fn, op, y, rank, *, method="wn_rgd", max_
     options = {**cls.OPTIONS, **method_options}
     problem = Problem(op, y, make_residual_fn(op, y, n_threads))
     rule = make_step_rule(step_size, getattr(cls, "default_step_rule", ArmijoBacktracking))
-    solver = cls(problem, rank, gen, init, rule, **options)
-    return run(solver, problem, method_name=method, max_iter=max_iter, tol=tol, gtol=gtol,
-               xtol=xtol, max_time=max_time, callback=callback, x_true=x_true,
-               progress=progress, validation=val_problem, patience=patience,
-               expected_rank=expected_rank)
+    with thread_scope(n_threads):   # kernels without a thread count of their own use n_threads
+        t_start = time.perf_counter()  # the start-up passes count in res.time and max_time
+        solver = cls(problem, rank, gen, init, rule, **options)
+        rule.deadline = None if max_time is None else t_start + max_time   # checked in searches
+        return run(solver, problem, method_name=method, max_iter=max_iter, tol=tol, gtol=gtol,
+                   xtol=xtol, max_time=max_time, callback=callback, x_true=x_true,
+                   progress=progress, validation=val_problem, patience=patience,
+                   expected_rank=expected_rank, t_start=t_start)
 
 
 def _operator_defaults(factory, op, method, options):
@@ -91,4 +96,5 @@ def _validation_problem(validation, op, make_residual_fn, n_threads):
         raise ValueError(f"validation[0] must measure the same {op.shape[1]} x {op.shape[2]} "
                          f"{'symmetric' if op.symmetric else 'rectangular'} family as op")
     y_val = as_vector("validation[1]", y_val, op_val.shape[0])
-    return Problem(op_val, y_val, make_residual_fn(op_val, y_val, n_threads))
+    return Problem(op_val, y_val, make_residual_fn(op_val, y_val, n_threads),
+                   name="validation[1]")

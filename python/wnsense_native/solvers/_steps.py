@@ -7,6 +7,20 @@ in ``payload`` so that an accepted trial is never evaluated twice).
 from __future__ import annotations
 
 import math
+import time
+
+
+class TimeUp(Exception):
+    """Raised by a search past its rule's ``deadline`` (``time.perf_counter()`` value, set by the
+    solve from ``max_time``): the driver drops the iteration in flight and stops with
+    ``max_time`` (a search can take up to ``max_backtracks + 1`` passes)."""
+
+
+def check_deadline(rule) -> None:
+    """Between two trials of a search: stop if the solve's time is up."""
+    deadline = getattr(rule, "deadline", None)
+    if deadline is not None and time.perf_counter() >= deadline:
+        raise TimeUp
 
 
 class ConstantStep:
@@ -60,6 +74,7 @@ class ArmijoBacktracking:
                 else:
                     self.eta = eta
                 return eta, loss, payload, True
+            check_deadline(self)
             eta *= self.shrink
         self.eta = eta
         return eta, loss, payload, False
@@ -85,6 +100,7 @@ class QuadraticBacktracking:
             loss, payload = evaluate(t)
             if math.isfinite(loss) and loss <= loss0 - self.c * t * slope:
                 return t, loss, payload, True
+            check_deadline(self)
             curvature = loss - loss0 + slope * t          # a t^2 of the quadratic model
             t_min = slope * t * t / (2.0 * curvature) if math.isfinite(loss) and curvature > 0 \
                 else 0.5 * t
@@ -107,6 +123,7 @@ def magnitude_search(step_rule, loss_before, mu, evaluate, max_halvings=30):
     for _ in range(max_halvings):
         if math.isfinite(loss) and loss <= loss_before:
             break
+        check_deadline(step_rule)
         mu *= 0.5
         loss, payload = evaluate(mu)
     return payload
