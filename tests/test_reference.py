@@ -149,10 +149,13 @@ def test_reference_never_calls_native_core(monkeypatch):
         def __getattr__(self, name):
             raise AssertionError(f"the reference called _core.{name}")
 
-    import wnsense_native.operators as ops_mod
+    import wnsense_native.operators.dense as ops_dense
+    import wnsense_native.operators.entries as ops_entries
+    import wnsense_native.operators.structured as ops_structured
     import wnsense_native.solvers._backend as nat_backend
     import wnsense_native.solvers.wn_lbfgs as nat_lbfgs
-    for mod in (ops_mod, nat_backend, nat_lbfgs):
+    # every operators module that calls a kernel (each binds _core itself)
+    for mod in (ops_dense, ops_entries, ops_structured, nat_backend, nat_lbfgs):
         monkeypatch.setattr(mod, "_core", NoCore())
     # the native WN-LBFGS holds its kernels in NativeGeometry (bound at import): those too
 
