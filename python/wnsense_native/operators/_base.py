@@ -206,12 +206,13 @@ class SensingOperator:
 
 
 def _sizes(d, d2):
+    """``(d1, d2, symmetric)`` of a constructor's ``d`` and ``d2`` (``d2=None``: symmetric)."""
     d = check_int("d", d, minimum=1)
     if d2 is None:
         return d, d, True
     return d, check_int("d2", d2, minimum=1), False
 
 
-# Largest d1, d2 of an entry operator: indices are int64 (larger sizes could never be allocated:
+# Largest d1, d2 of an entry operator (and m, d1, d2 of a matrix-free one): indices are int64 (larger sizes could never be allocated:
 # the native row and column groupings take 8 (d1 + d2) bytes).
 _MAX_SIDE = 2 ** 62
