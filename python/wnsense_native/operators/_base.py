@@ -213,6 +213,7 @@ def _sizes(d, d2):
     return d, check_int("d2", d2, minimum=1), False
 
 
-# Largest d1, d2 of an entry operator (and m, d1, d2 of a matrix-free one): indices are int64 (larger sizes could never be allocated:
-# the native row and column groupings take 8 (d1 + d2) bytes).
+# Largest d1, d2 of an entry operator (and m, d1, d2 of a matrix-free one): indices are int64
+# (larger sizes could never be allocated: the native row and column groupings take 8 (d1 + d2)
+# bytes).
 _MAX_SIDE = 2 ** 62
