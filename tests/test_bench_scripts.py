@@ -116,7 +116,7 @@ def test_bench_completion_scale_small():
     out = bench("bench_completion_scale.py", "--d", "3000", "--m", "300000", "--max-iter", "300")
     held_out = re.search(r"held-out rel\. error (\S+);", out)
     assert held_out and float(held_out.group(1)) < 1e-4, out
-    assert "the paper's Algorithm 1, learned magnitude step" in out, out
+    assert "WN-LBFGS" in out, out     # the default on observed entries
     printed_ratios(out, 2)
 
 
