@@ -369,7 +369,7 @@ def test_bad_client(dask_client):
     t = time.monotonic()
     with pytest.raises(ValueError, match="client is not running"):
         wnd.gaussian_sensing(5, 600, client=client)
-    assert time.monotonic() - t < 1
+    assert time.monotonic() - t < 10     # refused at once, not after a connection timeout
     with pytest.raises(ValueError, match="workers must be addresses"):
         wnd.gaussian_sensing(5, 600, client=dask_client, workers=["tcp://10.9.9.9:1"])
 
@@ -596,7 +596,9 @@ def test_a_hung_worker_times_out(process_client):
             t = time.monotonic()
             with pytest.raises(RuntimeError, match=r"did not answer within 1.0 s \(op.timeout\)"):
                 op._residual(L, L, None, L)
-            assert time.monotonic() - t < 3
+            # op.timeout (1 s) decides, not the default wait: a bound loose enough for a busy
+            # machine (it failed once at < 3 s with the load average at 9)
+            assert time.monotonic() - t < 10
         finally:
             kill(op, 1, signal.SIGCONT)
         assert same_pass(op._residual(L, L, None, L), want)      # usable again
@@ -617,7 +619,7 @@ def test_ctrl_c_cancels_the_calls_in_flight(process_client):
                 t = time.monotonic()
                 with pytest.raises(KeyboardInterrupt):
                     op._residual(L, L, None, L)
-                assert time.monotonic() - t < 1.3
+                assert time.monotonic() - t < 10     # not the op.timeout of 20 s
             finally:
                 kill(op, 1, signal.SIGCONT)
             assert same_pass(op._residual(L, L, None, L), want)
