@@ -134,6 +134,15 @@ def check_choice(name: str, value, choices) -> str:
     return value
 
 
+def check_symmetric_flag(symmetric, d1: int, d2: int) -> bool:
+    """``symmetric`` of an operator constructor: a bool, True only for a square ``d1 x d2``."""
+    if not isinstance(symmetric, (bool, np.bool_)):
+        raise TypeError(f"symmetric must be a bool, got {type(symmetric).__name__}")
+    if symmetric and d1 != d2:
+        raise ValueError(f"symmetric=True needs a square shape, got {d1} x {d2}")
+    return bool(symmetric)
+
+
 def check_threads(n_threads) -> int:
     """``None`` means OpenMP's default (encoded as 0 for the native layer)."""
     if n_threads is None:

@@ -21,6 +21,7 @@ import numpy as np
 
 from . import _als
 from ._blas import single_threaded_blas
+from ._progress import progress_bar
 from ._random import as_generator
 from ._validation import check_float, check_int
 
@@ -138,17 +139,6 @@ def _check_values(values, length):
     return arr
 
 
-def _progress(enabled, total):
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        logger.warning("progress=True needs tqdm (pip install wnsense_native[progress])")
-        return None
-    return tqdm(total=total, unit="penalty", leave=False)
-
-
 def _random_state(shape, rank, bias_state, gen, scale):
     """Biases from the bias-only fit, factors small and seeded (the zero factors are a saddle
     of the alternating sweeps)."""
@@ -188,7 +178,7 @@ def _penalty_path(train, held, rank, bias_penalty, *, n_penalties, ratio, patien
         return float(np.sqrt(np.mean((pred - held_values) ** 2)))
 
     best = (held_rmse(base), 0.0, base)  # the biases alone: the path's reference
-    bar = _progress(progress, n_penalties)
+    bar = progress_bar(progress, n_penalties, "penalty")
 
     def step(penalty, state):
         nonlocal best

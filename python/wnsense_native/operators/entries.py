@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import _core
 from .._random import as_generator
-from .._validation import check_csr, check_int, check_native_size
+from .._validation import check_csr, check_int, check_native_size, check_symmetric_flag
 from ._base import _MAX_SIDE, ResidualPass, SensingOperator, _sizes
 
 
@@ -215,10 +215,7 @@ def _observed_entries(rows, cols, shape, symmetric):
     if rows.shape != cols.shape:
         raise ValueError(f"rows and cols must have the same length, got {rows.size} and "
                          f"{cols.size}")
-    if not isinstance(symmetric, (bool, np.bool_)):
-        raise TypeError(f"symmetric must be a bool, got {type(symmetric).__name__}")
-    if symmetric and d1 != d2:
-        raise ValueError(f"symmetric=True needs a square shape, got {(d1, d2)}")
+    symmetric = check_symmetric_flag(symmetric, d1, d2)
     return rows, cols, d1, d2, bool(symmetric)
 
 
@@ -245,10 +242,7 @@ def sparse_sensing(M, shape, *, symmetric=False) -> SparseSensing:
         raise ValueError("M must have at least one row (measurement)")
     if M.dtype.kind not in "fiu":
         raise TypeError(f"M must be real, got dtype {M.dtype}")
-    if not isinstance(symmetric, (bool, np.bool_)):
-        raise TypeError(f"symmetric must be a bool, got {type(symmetric).__name__}")
-    if symmetric and d1 != d2:
-        raise ValueError(f"symmetric=True needs a square shape, got {(d1, d2)}")
+    symmetric = check_symmetric_flag(symmetric, d1, d2)
     csr = M.tocsr()
     m = M.shape[0]
     # scipy accepts a CSR structure it never checked: check it before anything reads through it

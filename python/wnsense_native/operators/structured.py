@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import _core
 from .._random import as_generator
-from .._validation import as_float_array, check_float, check_int
+from .._validation import as_float_array, check_float, check_int, check_symmetric_flag
 from ._base import _MAX_SIDE, ResidualPass, SensingOperator, _sizes
 
 
@@ -134,10 +134,7 @@ def matrix_free_sensing(shape, forward, adjoint_products, *, symmetric=False) ->
     if not callable(adjoint_products):
         raise TypeError(f"adjoint_products must be callable, got "
                         f"{type(adjoint_products).__name__}")
-    if not isinstance(symmetric, (bool, np.bool_)):
-        raise TypeError(f"symmetric must be a bool, got {type(symmetric).__name__}")
-    if symmetric and d1 != d2:
-        raise ValueError(f"symmetric=True needs d1 == d2, got {d1} x {d2}")
+    symmetric = check_symmetric_flag(symmetric, d1, d2)
     return MatrixFreeSensing(m, d1, d2, forward, adjoint_products, symmetric=bool(symmetric))
 
 

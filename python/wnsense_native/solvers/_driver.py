@@ -9,6 +9,7 @@ import time
 import numpy as np
 
 from .._lowrank import lowrank_distance, lowrank_norm
+from .._progress import progress_bar
 from ..result import SolveResult
 from . import fit_report
 from ._steps import TimeUp
@@ -53,17 +54,6 @@ class _History:
         return {k: np.asarray(v, dtype=float) for k, v in self.cols.items()}
 
 
-def _progress_bar(enabled, total):
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        logger.warning("progress=True needs tqdm (pip install wnsense_native[progress])")
-        return None
-    return tqdm(total=total, unit="it", leave=False)
-
-
 class _EarlyStopping:
     """Held-out measurements (a :class:`~._problem.Problem` on the validation operator): the
     relative validation residual of every iterate (one forward pass, no products), the best
@@ -99,7 +89,7 @@ def run(method, problem, *, method_name, max_iter, tol, gtol, xtol, max_time, ca
         early.record(method, 0, history.cols)
     loss_at_zero = problem.loss(problem.y_norm ** 2)
     explode = EXPLODE_FACTOR * max(loss_at_zero, method.loss, 1e-300)
-    bar = _progress_bar(progress, max_iter)
+    bar = progress_bar(progress, max_iter, "it")
     nit, reason = 0, None
     try:
         while reason is None:
