@@ -116,3 +116,14 @@ def test_bench_completion_scale_small():
     assert held_out and float(held_out.group(1)) < 1e-4, out
     assert "the paper's Algorithm 1, learned magnitude step" in out, out
     positive_ratios(out, 2)
+
+
+def test_bench_threads_under_load_small():
+    out = bench("bench_threads_under_load.py", "--quick", "--repeat", "1", "--only",
+                "passes d=40")
+    assert "idle" in out and "loaded" in out
+    row = [line for line in out.splitlines() if line.startswith("60 passes d=40 m=960")]
+    assert len(row) == 1, out
+    fields = row[0].split()
+    ratios = [float(fields[-4]), float(fields[-1])]  # default / one thread, idle and loaded
+    assert all(v > 0 for v in ratios), out
