@@ -127,3 +127,10 @@ def test_bench_threads_under_load_small():
     fields = row[0].split()
     ratios = [float(fields[-4]), float(fields[-1])]  # default / one thread, idle and loaded
     assert all(v > 0 for v in ratios), out
+
+
+def test_bench_netflix_tiny():
+    out = bench("bench_netflix.py", "--scale", "0.0005", "--rank", "4", "--rstar", "2",
+                "--max-iter", "3")
+    assert re.search(r"held-out rel\. error \d\.\d\de[+-]\d\d", out), out
+    assert "peak RSS (build and solve)" in out
