@@ -14,10 +14,11 @@ relative error.
 
 The bound per entry, for the layout a solve's pass uses (entries sorted by row once; ``y``
 permuted into row order and into column order once per solve): the forward map streams the
-column index and ``y`` of each entry (16 B; the row index is implicit in the row grouping, ``r``
-is not stored); with both products the row side of ``A*(r) @ right`` is fused into that sweep
-and the column side of ``A*(r)^T @ left`` is a second sweep over the entries in column order,
-which streams the row index and ``y`` again (16 B) and recomputes ``r`` from the factor rows.
+column index (32-bit while the dimensions are below 2^31) and ``y`` of each entry (12 B; the row
+index is implicit in the row grouping, ``r`` is not stored); with both products the row side of
+``A*(r) @ right`` is fused into that sweep and the column side of ``A*(r)^T @ left`` is a second
+sweep over the entries in column order, which streams the row index and ``y`` again (12 B) and
+recomputes ``r`` from the factor rows.
 Factor rows are gathered at random (``k`` doubles each); they are counted once per sweep, as if
 cached (here they fit in the last-level cache), so the bound is optimistic: a pass is bound by
 the latency of those gathers, which the sweeps prefetch a few entries ahead.
@@ -33,8 +34,9 @@ from _common import best_time, parse_args, read_bandwidth
 
 import wnsense_native as wn
 
-FORWARD_BYTES = 16       # per entry: column index, y (row-sorted sweep)
-COLUMN_SIDE_BYTES = 16   # per entry: row index, y in column order (column-ordered sweep)
+INDEX_BYTES = 4          # 32-bit indices below 2^31 rows/columns (8 beyond)
+FORWARD_BYTES = INDEX_BYTES + 8      # per entry: column index, y (row-sorted sweep)
+COLUMN_SIDE_BYTES = INDEX_BYTES + 8  # per entry: row index, y in column order (column sweep)
 
 
 def peak_rss_gb():

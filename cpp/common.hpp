@@ -62,4 +62,13 @@ inline void require(bool ok, const std::string& what) {
   if (!ok) throw std::invalid_argument(what);
 }
 
+// Team for one pass of `work` units. The default (n_threads <= 0) runs a single thread below
+// `min_work`, each kernel's measured size where a team stops paying on a machine shared with
+// other work; a count the caller chose is used from kMinParallelWork up (below it a team costs
+// more than it saves even on an idle machine).
+constexpr Index kMinParallelWork = Index{1} << 15;
+inline int team_for_work(int n_threads, Index work, Index min_work) {
+  return work < (n_threads > 0 ? kMinParallelWork : min_work) ? 1 : resolve_threads(n_threads);
+}
+
 }  // namespace wnsense

@@ -21,12 +21,18 @@ void slice_range(Index m, Index n_slices, Index s, Index* begin, Index* end) {
   *begin = std::min(m, 4 * ((blocks * s) / n_slices));
   *end = std::min(m, 4 * ((blocks * (s + 1)) / n_slices));
 }
-// Threads for a pass over n_slices slices of `work` stored numbers: one below ~256 KB of data
-// (waking a team costs more than it saves, and under load an idle spinning team is ruinous),
-// never more than the slices. Results do not depend on it: the slices are fixed by m.
+// Threads for a pass over n_slices slices of `work` stored numbers, never more than the slices.
+// By default one below 2^22 numbers (32 MB of float64, about 1.5 ms on one core): waking a team
+// costs little on an idle machine, but when another process keeps a core busy every region waits
+// for the thread that shares its core. On 2 cores with one taken, the pass of the Quick start's
+// operator (d = 40, m = 960: 1.5e6 numbers) took 1.3-1.4x longer on two threads than on one, and
+// a 1000-iteration solve on it 7x; from 6e6 numbers up two threads were faster under that load
+// (0.56-0.79x). Results do not depend on it: the slices are fixed by m and each slice is summed
+// by one thread, whichever takes it (schedule(dynamic): a thread slowed by a busy core takes
+// fewer slices).
+constexpr Index kDenseMinWork = Index{1} << 22;
 int team_size(int n_threads, Index n_slices, Index work) {
-  if (work < (Index{1} << 15)) return 1;
-  return static_cast<int>(std::min<Index>(resolve_threads(n_threads), n_slices));
+  return static_cast<int>(std::min<Index>(team_for_work(n_threads, work, kDenseMinWork), n_slices));
 }
 }  // namespace
 
@@ -78,7 +84,7 @@ void dense_forward(const T* data, Index m, const DenseLayout& L,
   const int team = team_size(n_threads, n_slices, m * p);
   double* o = out.data();
   const double* wp = w.data();
-#pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team) if (team > 1)
   for (Index s = 0; s < n_slices; ++s) {
     Index b, e;
     slice_range(m, n_slices, s, &b, &e);
@@ -105,7 +111,7 @@ void dense_adjoint(const T* data, Index m, const DenseLayout& L,
   const int team = team_size(n_threads, n_slices, m * p);
   std::vector<VectorXd> parts(n_slices);
   const double* vp = v.data();
-#pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team) if (team > 1)
   for (Index s = 0; s < n_slices; ++s) {
     Index b, e;
     slice_range(m, n_slices, s, &b, &e);
@@ -166,7 +172,7 @@ void for_each_slice(const DenseLayout& L, const std::vector<Index>& bounds,
   out->sumsq.assign(n_slices, 0.0);
   out->AV.assign(req.right ? n_slices : 0, RowMatrixXd());
   out->AtU.assign(req.left ? n_slices : 0, RowMatrixXd());
-#pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team) if (team > 1)
   for (Index s = 0; s < n_slices; ++s) {
     VectorXd& acc = slice_scratch().acc;
     if (req.any()) acc.setZero(p);

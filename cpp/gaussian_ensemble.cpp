@@ -66,12 +66,14 @@ void fill_gaussian_ensemble(T* data, Index m, const DenseLayout& L, bool symmetr
   const Index n_draw = symmetric ? L.d1 * (L.d1 + 1) / 2 : L.d1 * L.d2;
   const double scale = 1.0 / std::sqrt(static_cast<double>(rows.total));
   const double off_scale = scale * std::sqrt(0.5);
-  // Small operators are drawn on one thread (a team costs more than it saves).
-  const int team = m * n_draw < (Index{1} << 15) ? 1 : resolve_threads(n_threads);
+  // Small operators are drawn on one thread (a team costs more than it saves, and much more
+  // when another process keeps a core busy: see dense_sensing.cpp); about 5 ns per number, so
+  // 2^18 numbers is a millisecond. Each row is drawn from its own stream: same bits.
+  const int team = team_for_work(n_threads, m * n_draw, Index{1} << 18);
 #pragma omp parallel num_threads(team) if (team > 1)
   {
     std::vector<double> buf(n_draw);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 16)
     for (Index i = 0; i < m; ++i) {
       draw_normals(rows.seed, rows.offset + i, n_draw, buf.data());
       T* row = data + i * p;

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <string>
+
+#include "entry_kernels.hpp"
 
 namespace wnsense {
 
@@ -17,40 +20,6 @@ void group_by(const std::int64_t* keys, Index nnz, Index n_keys, std::vector<std
   order->resize(nnz);
   std::vector<std::int64_t> next(ptr->begin(), ptr->end() - 1);
   for (Index t = 0; t < nnz; ++t) (*order)[next[keys[t]]++] = t;
-}
-
-// <a, b> over k contiguous doubles (the rows of thin factors): a plain loop, no per-call setup
-inline double dot_row(const double* a, const double* b, Index k) {
-  double s = 0.0;
-  for (Index c = 0; c < k; ++c) s += a[c] * b[c];
-  return s;
-}
-
-// r_q of entry (g, c) of the sorted layout: scale <e_g e_c^T, L R^T> (symmetrized: lc, rg are
-// the rows L[c], R[g]) minus y_q (yq == nullptr: zero). The row-order sweep and the column-order
-// recompute both call this, so r is the same bits in either order.
-inline double entry_residual(const double* lg, const double* rc, const double* lc,
-                             const double* rg, Index k, double scale, bool symmetric,
-                             const double* yq) {
-  double z = dot_row(lg, rc, k);
-  if (symmetric) z = 0.5 * (z + dot_row(lc, rg, k));
-  z *= scale;
-  return yq ? z - *yq : z;
-}
-
-// The factor rows a sweep gathers at random (one per entry) are prefetched this many entries
-// ahead: the sweep is bound by the latency of those gathers, not by the index and value streams.
-constexpr Index kGatherAhead = 16;
-
-// Prefetch the row of k doubles at base + idx * ld (its first and last cache line). Only the
-// address is formed (as an integer), the row is never read here.
-inline void prefetch_row(const double* base, std::int64_t idx, Index ld, Index k) {
-#if defined(__GNUC__) || defined(__clang__)
-  const auto a = reinterpret_cast<std::uintptr_t>(base) +
-                 static_cast<std::uintptr_t>(idx * ld) * sizeof(double);
-  __builtin_prefetch(reinterpret_cast<const void*>(a));
-  __builtin_prefetch(reinterpret_cast<const void*>(a + (k - 1) * sizeof(double)));
-#endif
 }
 
 void check_indices(const std::int64_t* idx, Index n, Index bound, const char* name) {
@@ -106,11 +75,42 @@ SparseMeasurements::SparseMeasurements(Index m, Index d1, Index d2, Index nnz,
     for (Index q = 0; q < nnz; ++q) rows_by_col_[q] = row_of[by_col_sorted_[q]];
     by_col_.clear();  // the sorted layout replaces the column grouping of the user's order
     by_col_.shrink_to_fit();
+    narrow_sorted_indices();
   }
 }
 
+// The sweeps stream one index per entry: stored in 32 bits whenever the dimension fits (half the
+// bytes; every realistic factor has fewer than 2^31 rows), the 64-bit copies then freed.
+void SparseMeasurements::narrow_sorted_indices() {
+  constexpr Index kMax = std::numeric_limits<std::int32_t>::max();
+  if (d1_ > kMax || d2_ > kMax) return;
+  sorted_cols32_.assign(sorted_cols_.begin(), sorted_cols_.end());
+  rows_by_col32_.assign(rows_by_col_.begin(), rows_by_col_.end());
+  std::vector<std::int64_t>().swap(sorted_cols_);
+  std::vector<std::int64_t>().swap(rows_by_col_);
+}
+
+// f(layout) with the sorted layout's 32-bit indices when it has them, else the 64-bit ones.
+template <class F>
+void SparseMeasurements::with_layout(F&& f) const {
+  auto layout = [&](const auto& cols, const auto& rows_by_col) {
+    using Idx = std::decay_t<decltype(cols[0])>;
+    return entry_kernels::Layout<Idx>{d1_, d2_, nnz_, row_ptr_.data(), col_ptr_.data(),
+                                      cols.data(), rows_by_col.data(), by_col_sorted_.data(),
+                                      scale_, symmetric_};
+  };
+  if (!sorted_cols32_.empty() || sorted_cols_.empty())
+    f(layout(sorted_cols32_, rows_by_col32_));
+  else
+    f(layout(sorted_cols_, rows_by_col_));
+}
+
+// Threads for a pass of `work` = entries x (factor width + 1): one below 2^22 (about 4e5
+// entries at k = 10, 1-2 ms on one core), for the reason and with the measurement of the dense
+// passes' kDenseMinWork (a region waits for the thread that shares a busy core). The rows and
+// columns are summed by one thread each in a fixed order, so the bits do not depend on it.
 int SparseMeasurements::team(int n_threads, Index work) const {
-  return work < (Index{1} << 15) ? 1 : resolve_threads(n_threads);
+  return team_for_work(n_threads, work, Index{1} << 22);
 }
 
 double SparseMeasurements::residual(const Eigen::Ref<const RowMatrixXd>& L,
@@ -134,8 +134,8 @@ double SparseMeasurements::residual(const Eigen::Ref<const RowMatrixXd>& L,
   const double* Rp = R.data();
   auto entry = [&](Index t) {  // <e_j e_k^T, L R^T> (symmetrized)
     const auto j = rows_[t], c = cols_[t];
-    const double z = dot_row(Lp + j * ldl, Rp + c * ldr, k);
-    return symmetric_ ? 0.5 * (z + dot_row(Lp + c * ldl, Rp + j * ldr, k)) : z;
+    const double z = entry_kernels::dot_row<0>(Lp + j * ldl, Rp + c * ldr, k);
+    return symmetric_ ? 0.5 * (z + entry_kernels::dot_row<0>(Lp + c * ldl, Rp + j * ldr, k)) : z;
   };
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
   for (Index s = 0; s < n_slices; ++s) {
@@ -157,77 +157,48 @@ double SparseMeasurements::residual(const Eigen::Ref<const RowMatrixXd>& L,
   return fold_sumsq(sumsq);
 }
 
-// Sorted layout (one nonzero per measurement). Weights w[q] = scale * v_q in sorted order.
+namespace {
+entry_kernels::Rows rows_of(const Eigen::Ref<const RowMatrixXd>& M) {
+  return {M.data(), M.outerStride(), M.cols()};
+}
+}  // namespace
+
+// Sorted layout (one nonzero per measurement): the kernels of entry_kernels.hpp, at the factor
+// width compiled for k when there is one. Weights w[q] = scale * v_q in sorted order.
 // Row side: out(g) = sum over the entries q of row g of w[q] B[col_q] (sequential in q).
 void SparseMeasurements::row_side(const double* w, const Eigen::Ref<const RowMatrixXd>& B,
                                   RowMatrixXd* out, int nt) const {
-  const Index kb = B.cols(), ldb = B.outerStride();
-  const double* Bp = B.data();
-  out->setZero(d1_, kb);
-  double* op = out->data();
-#pragma omp parallel for schedule(dynamic, 64) num_threads(nt) if (nt > 1)
-  for (Index g = 0; g < d1_; ++g) {
-    double* o = op + g * kb;
-    for (Index q = row_ptr_[g]; q < row_ptr_[g + 1]; ++q) {
-      const double* b = Bp + sorted_cols_[q] * ldb;
-      for (Index j = 0; j < kb; ++j) o[j] += w[q] * b[j];
-    }
-  }
+  out->setZero(d1_, B.cols());
+  with_layout([&](const auto& S) {
+    entry_kernels::with_width(S, B.cols(), [&](auto K) {
+      entry_kernels::row_side<decltype(K)::value>(S, w, rows_of(B), out->data(), nt);
+    });
+  });
 }
 
 // Column side: out(c) = sum over the entries of column c of w[q] B[row_q] (the rows are read
 // from a contiguous copy in column order; w[q] is the one gathered access).
 void SparseMeasurements::col_side(const double* w, const Eigen::Ref<const RowMatrixXd>& B,
                                   RowMatrixXd* out, int nt) const {
-  const Index kb = B.cols(), ldb = B.outerStride();
-  const double* Bp = B.data();
-  out->setZero(d2_, kb);
-  double* op = out->data();
-#pragma omp parallel for schedule(dynamic, 64) num_threads(nt) if (nt > 1)
-  for (Index c = 0; c < d2_; ++c) {
-    double* o = op + c * kb;
-    for (Index q = col_ptr_[c]; q < col_ptr_[c + 1]; ++q) {
-      const double wq = w[by_col_sorted_[q]];
-      const double* b = Bp + rows_by_col_[q] * ldb;
-      for (Index j = 0; j < kb; ++j) o[j] += wq * b[j];
-    }
-  }
+  out->setZero(d2_, B.cols());
+  with_layout([&](const auto& S) {
+    entry_kernels::with_width(S, B.cols(), [&](auto K) {
+      entry_kernels::col_side<decltype(K)::value>(S, w, rows_of(B), out->data(), nt);
+    });
+  });
 }
 
-// The column side with w recomputed from the factors in column order instead of gathered: once
-// the entries outgrow the caches the gather of w[q] is a random DRAM access per entry, while the
-// factor rows it needs instead (L[row_q], and B[row_q], usually the same rows) stay cached. Same
-// expression as sorted_sweep, so the same bits.
 void SparseMeasurements::col_side_recompute(const ColumnRecompute& rc,
                                             const Eigen::Ref<const RowMatrixXd>& B,
                                             RowMatrixXd* out, int nt) const {
-  const Index kb = B.cols(), ldb = B.outerStride();
-  const Index k = rc.L->cols(), ldl = rc.L->outerStride(), ldr = rc.R->outerStride();
-  const double* Bp = B.data();
-  const double* Lp = rc.L->data();
-  const double* Rp = rc.R->data();
-  const double* y = rc.y_by_col;
-  out->setZero(d2_, kb);
-  double* op = out->data();
-#pragma omp parallel for schedule(dynamic, 64) num_threads(nt) if (nt > 1)
-  for (Index c = 0; c < d2_; ++c) {
-    double* o = op + c * kb;
-    const double* rcol = Rp + c * ldr;
-    const double* lcol = symmetric_ ? Lp + c * ldl : nullptr;
-    for (Index q = col_ptr_[c]; q < col_ptr_[c + 1]; ++q) {
-      if (q + kGatherAhead < nnz_) {
-        const std::int64_t ahead = rows_by_col_[q + kGatherAhead];
-        prefetch_row(Lp, ahead, ldl, k);
-        if (Bp != Lp) prefetch_row(Bp, ahead, ldb, kb);
-      }
-      const std::int64_t g = rows_by_col_[q];
-      const double rq = entry_residual(Lp + g * ldl, rcol, lcol, symmetric_ ? Rp + g * ldr : nullptr,
-                                       k, scale_, symmetric_, y ? y + q : nullptr);
-      const double wq = scale_ * rq;
-      const double* b = Bp + g * ldb;
-      for (Index j = 0; j < kb; ++j) o[j] += wq * b[j];
-    }
-  }
+  out->setZero(d2_, B.cols());
+  const Index k = rc.L->cols();
+  with_layout([&](const auto& S) {
+    entry_kernels::with_width(S, B.cols() == k ? k : 0, [&](auto K) {
+      entry_kernels::col_side_recompute<decltype(K)::value>(
+          S, rows_of(*rc.L), rows_of(*rc.R), rc.y_by_col, rows_of(B), out->data(), nt);
+    });
+  });
 }
 
 void SparseMeasurements::any_col_side(const double* w, const ColumnRecompute* rc,
@@ -274,40 +245,17 @@ void SparseMeasurements::sorted_sweep(const Eigen::Ref<const RowMatrixXd>& L,
                                       double* r, std::vector<double>* w_out,
                                       const Eigen::Ref<const RowMatrixXd>* B, RowMatrixXd* by_rows,
                                       std::vector<double>* row_sumsq, int nt) const {
-  const Index k = L.cols(), ldl = L.outerStride(), ldr = R.outerStride();
-  const double* Lp = L.data();
-  const double* Rp = R.data();
+  const Index k = L.cols();
   double* w = w_out->empty() ? nullptr : w_out->data();
-  const Index kb = B ? B->cols() : 0, ldb = B ? B->outerStride() : 0;
-  const double* Bp = B ? B->data() : nullptr;
-  if (B) by_rows->setZero(d1_, kb);
+  const entry_kernels::Rows b = B ? rows_of(*B) : entry_kernels::Rows{nullptr, 0, k};
+  if (B) by_rows->setZero(d1_, B->cols());
   row_sumsq->assign(d1_, 0.0);
-#pragma omp parallel for schedule(dynamic, 64) num_threads(nt) if (nt > 1)
-  for (Index g = 0; g < d1_; ++g) {
-    const double* lg = Lp + g * ldl;
-    const double* rg = symmetric_ ? Rp + g * ldr : nullptr;
-    double* out = B ? by_rows->data() + g * kb : nullptr;
-    double ss = 0.0;
-    for (Index q = row_ptr_[g]; q < row_ptr_[g + 1]; ++q) {
-      if (q + kGatherAhead < nnz_) {
-        const std::int64_t ahead = sorted_cols_[q + kGatherAhead];
-        prefetch_row(Rp, ahead, ldr, k);
-        if (Bp && Bp != Rp) prefetch_row(Bp, ahead, ldb, kb);
-      }
-      const std::int64_t c = sorted_cols_[q];
-      const double rq = entry_residual(lg, Rp + c * ldr, symmetric_ ? Lp + c * ldl : nullptr, rg,
-                                       k, scale_, symmetric_, y ? y + q : nullptr);
-      if (r) r[q] = rq;
-      ss += rq * rq;
-      const double wq = scale_ * rq;
-      if (w) w[q] = wq;
-      if (out) {
-        const double* b = Bp + c * ldb;
-        for (Index j = 0; j < kb; ++j) out[j] += wq * b[j];
-      }
-    }
-    (*row_sumsq)[g] = ss;
-  }
+  with_layout([&](const auto& S) {
+    entry_kernels::with_width(S, b.cols == k ? k : 0, [&](auto K) {
+      entry_kernels::sweep<decltype(K)::value>(S, rows_of(L), rows_of(R), y, r, w, b,
+                                B ? by_rows->data() : nullptr, row_sumsq->data(), nt);
+    });
+  });
 }
 
 double SparseMeasurements::residual_sorted(const Eigen::Ref<const RowMatrixXd>& L,
@@ -478,12 +426,13 @@ double rank_one_residual(const Eigen::Ref<const RowMatrixXd>& A, double scale,
   const Index m = A.rows();
   const std::vector<Index> bounds = slice_bounds(m);
   const Index n_slices = static_cast<Index>(bounds.size()) - 1;
-  const int nt = m * A.cols() < (Index{1} << 15)
-                     ? 1
-                     : static_cast<int>(std::min<Index>(resolve_threads(n_threads), n_slices));
+  // one thread below 2^22 units of work, as the other passes (per-slice partials: same bits)
+  const Index k = (req.right ? req.right->cols() : 0) + (req.left ? req.left->cols() : 0);
+  const int nt = static_cast<int>(std::min<Index>(
+      team_for_work(n_threads, m * A.cols() * (L.cols() + k), Index{1} << 22), n_slices));
   std::vector<double> sumsq(n_slices, 0.0);
   std::vector<RowMatrixXd> PV(req.right ? n_slices : 0), PU(req.left ? n_slices : 0);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
   for (Index s = 0; s < n_slices; ++s) {
     const Index b = bounds[s], n = bounds[s + 1] - b;
     const auto As = A.middleRows(b, n);

@@ -139,6 +139,12 @@ class SparseMeasurements {
   // row-sorted entries; for the column side, the row-sorted positions in column order (groups
   // col_ptr_) and their rows
   std::vector<std::int64_t> sorted_cols_, by_col_sorted_, rows_by_col_;
+  // the same indices in 32 bits (then the 64-bit copies above are empty): see
+  // narrow_sorted_indices
+  std::vector<std::int32_t> sorted_cols32_, rows_by_col32_;
+  void narrow_sorted_indices();
+  template <class F>
+  void with_layout(F&& f) const;
 };
 
 // Rank-one: M_i = scale * a_i a_i^T with a_i the rows of A (m x d). r = A(L R^T) - y (y ==

@@ -148,3 +148,21 @@ def test_bench_completion_time_to_solution():
                 "--no-peer", "--methods", "default", "PrecGD")
     assert re.search(r"rect 30x24 k=2 p=0.9 r=2 +\d+ / \d+\.\d+ / \d\.\de-\d+", out), out
     assert re.search(r"rows reaching the target: default \d/2, PrecGD \d/2", out), out
+
+
+def test_bench_threads_under_load_small():
+    out = bench("bench_threads_under_load.py", "--quick", "--repeat", "1", "--only",
+                "passes d=40")
+    assert "idle" in out and "loaded" in out
+    row = [line for line in out.splitlines() if line.startswith("60 passes d=40 m=960")]
+    assert len(row) == 1, out
+    fields = row[0].split()
+    # default / one thread, idle and loaded: printed (their values depend on the machine's load)
+    assert all(re.fullmatch(r"\d+\.\d+", fields[i]) for i in (-4, -1)), out
+
+
+def test_bench_netflix_tiny():
+    out = bench("bench_netflix.py", "--scale", "0.0005", "--rank", "4", "--rstar", "2",
+                "--max-iter", "3")
+    assert re.search(r"held-out rel\. error \d\.\d\de[+-]\d\d", out), out
+    assert "peak RSS (build and solve)" in out

@@ -9,8 +9,33 @@ Quick start::
     res = wn.solve(op, op.forward(Zs), rank=6, rng=2)
 """
 import logging as _logging
+import os as _os
 
-from . import _core
+
+def _load_core():
+    """Import the extension with OpenMP's idle threads sleeping instead of spinning.
+
+    libgomp's workers busy-wait for the next parallel region by default. On a machine where
+    another process keeps a core busy, a spinning worker takes that core's time slices and the
+    next region waits for it: on 2 cores with one taken, the Quick start's paper-variant solve
+    took 7x longer on the default two threads than on one. libgomp reads its settings once,
+    when it is loaded with the extension, so the policy is set for that moment only (the
+    process's environment is restored: child processes and other libraries see the user's) and
+    never when the user chose one (OMP_WAIT_POLICY or GOMP_SPINCOUNT set).
+    """
+    keys = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+    if any(k in _os.environ for k in keys):
+        from . import _core
+        return _core
+    _os.environ["OMP_WAIT_POLICY"] = "passive"
+    try:
+        from . import _core
+    finally:
+        _os.environ.pop("OMP_WAIT_POLICY", None)
+    return _core
+
+
+_core = _load_core()
 from .operators import (DenseSensing, EntrySampling, IdentitySensing, MatrixFreeSensing,
                         PreparedMeasurements, RankOneSensing, ResidualPass, SensingOperator,
                         SparseSensing,
