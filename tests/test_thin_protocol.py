@@ -228,7 +228,7 @@ def test_matrix_free_outputs_are_validated():
         wn.solve(op, np.ones(5), 2, method="gd", max_iter=1)
     with pytest.raises(TypeError, match="forward must be callable"):
         wn.matrix_free_sensing((5, 4, 4), None, bad_adjoint)
-    with pytest.raises(ValueError, match="symmetric=True needs d1 == d2"):
+    with pytest.raises(ValueError, match="symmetric=True needs a square shape"):
         wn.matrix_free_sensing((5, 4, 3), forward, bad_adjoint, symmetric=True)
 
 
