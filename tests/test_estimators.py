@@ -227,6 +227,16 @@ def test_penalty_path_is_logged_and_estimators_load_lazily(caplog):
     assert wn.estimators.LowRankImputer is LowRankImputer
 
 
+def test_estimators_attribute_in_a_fresh_interpreter():
+    # wn.estimators before any `from wnsense_native.estimators import ...` (here the test module
+    # has imported it already, which hid a lazy import of the wrong module)
+    import subprocess
+    import sys
+    code = ("import wnsense_native as wn; "
+            "assert wn.estimators.__name__ == 'wnsense_native.estimators', wn.estimators")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
 def test_more_bad_input():
     pd = pytest.importorskip("pandas")
     with pytest.raises(ValueError, match="two columns"):

@@ -75,5 +75,5 @@ def __getattr__(name):
     # and 'sklearn' extras)
     if name in ("distributed", "estimators"):
         import importlib
-        return importlib.import_module(".distributed", __name__)
+        return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
