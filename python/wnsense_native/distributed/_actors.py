@@ -176,11 +176,14 @@ class _EntriesShard(_Shard):
 
     def load(self, rows, cols):
         """Take this shard's entries (sent straight to this worker by the driver)."""
-        self.rows = _aligned(np.asarray(rows, dtype=np.int64))
-        self.cols = _aligned(np.asarray(cols, dtype=np.int64))
+        rows = _aligned(np.asarray(rows, dtype=np.int64))
+        cols = _aligned(np.asarray(cols, dtype=np.int64))
         s = self.spec
-        self.native = _core.SparseMeasurements(len(self.rows), s["d1"], s["d2"], self.rows,
-                                               self.cols, None, None, 1.0, s["symmetric"])
+        self.native = _core.SparseMeasurements(len(rows), s["d1"], s["d2"], rows, cols, None,
+                                               None, 1.0, s["symmetric"])
+        # the native operator holds its own checked copies: keep its read-only views, not the
+        # received arrays as well (16 bytes per entry for the shard's life)
+        self.rows, self.cols = self.native.rows, self.native.cols
         self.order = self.native.order()  # sorted position -> this shard's entry index
         return True
 
