@@ -87,13 +87,3 @@ class _Bound:
 def bind(backend) -> dict:
     """The registry on ``backend``: method name -> ``factory(symmetric[, options])``."""
     return {name: _Bound(entry, backend) for name, entry in METHODS.items()}
-
-
-def wn_rgd_factory(classes: dict):
-    """The older form of the WN family's entry: ``factory(symmetric, options)`` over an explicit
-    table ``classes`` (variant -> (symmetric class, rectangular class))."""
-    def factory(symmetric, options=None):
-        return classes[wn_variant(options or {})][0 if symmetric else 1]
-    factory.with_options = True
-    factory.selectors = _wn.selectors
-    return factory

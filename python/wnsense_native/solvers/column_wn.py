@@ -57,7 +57,6 @@ class ColumnWN(FactorizedGD):
         return {"min_column_norm": float(np.sqrt(np.min(np.sum(W ** 2, axis=0))))}
 
 
-ColumnWNSetup = ColumnWN     # the older name
 
 
 def require_symmetric(symmetric: bool) -> None:

@@ -144,10 +144,6 @@ class AsymmetricGD(FactorizedGD):
         return {"imbalance": float(np.linalg.norm(U.T @ U - V.T @ V))}
 
 
-# the older names (when options and iteration were separate classes)
-FactorizedSetup = _FactorizedGD = FactorizedGD
-SymmetricGDSetup, AsymmetricGDSetup = SymmetricGD, AsymmetricGD
-
 
 def gd_for(symmetric: bool):
     return SymmetricGD if symmetric else AsymmetricGD

@@ -148,11 +148,6 @@ class RectangularScaledGD(_ScaledGD, AsymmetricGD):
     OPTIONS = {**AsymmetricGD.OPTIONS, "damping": None}
 
 
-# the older names (when options and iteration were separate classes)
-SymmetricPrecGDSetup, RectangularPrecGDSetup = SymmetricPrecGD, RectangularPrecGD
-SymmetricScaledGDSetup, RectangularScaledGDSetup = SymmetricScaledGD, RectangularScaledGD
-
-
 def precgd_for(symmetric: bool):
     return SymmetricPrecGD if symmetric else RectangularPrecGD
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_choice, check_float
-from ._backend import native_retract
 from ._init import orthonormal_basis, stiefel_start, user_factors
 from ._magnitude import MagnitudeStep
 from ._method import Method
@@ -26,12 +25,11 @@ from ._steps import magnitude_search
 from .diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics
 from .models import model_for
 # the variants and their direction strategies live in .wn_variants (re-exported: their older
-# home); so does the native retraction (in ._backend)
+# home)
 from .wn_variants import (DEFAULT_WN_VARIANT, WN_VARIANTS, Direction,  # noqa: F401
                           RiemannianGradient, ThetaPreconditioned, wn_variant)
 
 RETRACTIONS = {"polar", "qr", "cayley"}
-retract = native_retract
 
 
 class WNRGD(Method):
@@ -188,6 +186,3 @@ class WNRGD(Method):
         grad_theta = 0.5 * (X.T @ SX)
         sqnorm = self.backend.sqnorm
         self.grad_norm = float(np.sqrt(sqnorm(self.G) + sqnorm(grad_theta)))
-
-
-WNRGDSetup = WNRGD     # the older name

@@ -127,6 +127,3 @@ class RectangularWNRGD(WNRGD):
                              self.problem.loss(res.sumsq))
         self._set_iterate(XL, Theta_new, XR, res)
         return ok
-
-
-RectangularWNRGDSetup = RectangularWNRGD     # the older name
