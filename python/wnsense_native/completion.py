@@ -11,7 +11,7 @@ from ._validation import check_float
 from .operators import completion_sensing
 from .solvers import solve
 from .solvers._policy import preferred_options
-from .solvers._problem import Y_NORM_RANGE
+from .solvers._problem import outside_y_norm_range
 
 __all__ = ["complete"]
 
@@ -65,9 +65,8 @@ def complete(X, rank, *, keep_observed=True, validation_fraction=0.0, rng=None,
         val_op = completion_sensing(rows[held], cols[held], arr.shape)
         options["validation"] = (val_op, values[held])
         rows, cols, values = rows[~held], cols[~held], values[~held]
-    lo, hi = Y_NORM_RANGE
     norm = float(np.linalg.norm(values))
-    if norm != 0.0 and not lo <= norm <= hi:
+    if outside_y_norm_range(norm):
         raise ValueError(f"X's observed entries have norm {norm:.3g}, outside the range "
                          f"[2**-100, 2**100] the solvers take: complete X * 2.0**-k for an "
                          f"integer k that brings it near 1, and multiply the output by 2.0**k")

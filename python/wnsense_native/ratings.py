@@ -24,6 +24,7 @@ from ._blas import single_threaded_blas
 from ._progress import progress_bar
 from ._random import as_generator
 from ._validation import check_float, check_int
+from .solvers.fit_report import effective_rank
 
 __all__ = ["RatingsModel", "fit_ratings"]
 
@@ -150,8 +151,7 @@ def _random_state(shape, rank, bias_state, gen, scale):
 def _rank_of(state):
     if state.rank == 0:
         return 0
-    s = _als.singular_values(state.U, state.V)
-    return int(np.count_nonzero(s > RANK_TOL * s[0])) if s[0] > 0 else 0
+    return effective_rank(_als.singular_values(state.U, state.V), RANK_TOL)
 
 
 def _fit_biases(data, bias_penalty, sweeps, tol):

@@ -14,6 +14,12 @@ from .models import sym  # noqa: F401  (re-exported: its older home)
 Y_NORM_RANGE = (2.0 ** -100, 2.0 ** 100)
 
 
+def outside_y_norm_range(norm: float) -> bool:
+    """A nonzero measurement norm the solvers refuse (see :data:`Y_NORM_RANGE`)."""
+    lo, hi = Y_NORM_RANGE
+    return norm != 0.0 and not lo <= norm <= hi
+
+
 class Problem:
     """The measured problem ``y = A(Z*)`` as the solvers see it.
 
@@ -32,8 +38,8 @@ class Problem:
         self.m, self.d1, self.d2 = op.shape
         self.symmetric = op.symmetric
         self.y_norm = float(np.linalg.norm(y))
-        lo, hi = Y_NORM_RANGE
-        if self.y_norm != 0.0 and not lo <= self.y_norm <= hi:
+        if outside_y_norm_range(self.y_norm):
+            lo, hi = Y_NORM_RANGE
             e = int(np.round(np.log2(self.y_norm)))
             raise ValueError(f"{name} has norm {self.y_norm:.3g}, outside the range "
                              f"[2**-100, 2**100] (about [{lo:.2g}, {hi:.2g}]) the solvers take: "

@@ -57,6 +57,15 @@ def gap_rank(magnitudes, floor, gap=GAP):
     return best_k
 
 
+def pad_magnitude(Theta, n):
+    """``Theta`` in the top-left corner of an ``n x n`` zero matrix (the added or padded
+    directions carry magnitude 0: ``Z`` is unchanged)."""
+    T = np.zeros((n, n))
+    k = Theta.shape[0]
+    T[:k, :k] = Theta
+    return T
+
+
 def complete_basis(X, extra, k):
     """``k`` orthonormal columns orthogonal to ``X``, from the part of ``[extra, I]`` outside the
     span of ``X`` (deterministic: the padding of the result's factors)."""

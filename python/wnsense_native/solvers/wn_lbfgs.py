@@ -73,7 +73,7 @@ from ._method import Method
 from ._problem import sym
 from ._steps import QuadraticBacktracking
 from .diagnostics import DIAGNOSTIC_OPTIONS, make_diagnostics, model_for
-from .rank_adapt import RankAdaptation, complete_basis
+from .rank_adapt import RankAdaptation, complete_basis, pad_magnitude
 
 # accept an L-BFGS pair only when <s, y> > PAIR_TOL <s, s> (curvature condition)
 PAIR_TOL = 1e-10
@@ -373,10 +373,7 @@ class WNLBFGSSymmetricMixin:
         u = self._new_direction(X, self.problem.residual(X @ Theta, X, right=G).AV)
         if u is None:
             return None
-        k = X.shape[1]
-        T = np.zeros((k + 1, k + 1))
-        T[:k, :k] = Theta
-        point = (np.hstack([X, u]), T)
+        point = (np.hstack([X, u]), pad_magnitude(Theta, X.shape[1] + 1))
         return point, self._pass(point)
 
     @property
@@ -385,9 +382,8 @@ class WNLBFGSSymmetricMixin:
         need = self.search_rank - X.shape[1]
         if need <= 0:
             return {"X": X, "Theta": Theta}
-        T = np.zeros((self.search_rank, self.search_rank))
-        T[:X.shape[1], :X.shape[1]] = Theta
-        return {"X": np.hstack([X, complete_basis(X, self.dropped[0], need)]), "Theta": T}
+        return {"X": np.hstack([X, complete_basis(X, self.dropped[0], need)]),
+                "Theta": pad_magnitude(Theta, self.search_rank)}
 
     def lowrank(self):
         X, Theta = self.point
@@ -461,10 +457,7 @@ class WNLBFGSRectangularMixin:
         uL, uR = self._new_direction(XL, res.AV), self._new_direction(XR, res.AtU)
         if uL is None or uR is None:
             return None
-        k = XL.shape[1]
-        T = np.zeros((k + 1, k + 1))
-        T[:k, :k] = Theta
-        point = (np.hstack([XL, uL]), T, np.hstack([XR, uR]))
+        point = (np.hstack([XL, uL]), pad_magnitude(Theta, XL.shape[1] + 1), np.hstack([XR, uR]))
         return point, self._pass(point)
 
     @property
@@ -473,9 +466,8 @@ class WNLBFGSRectangularMixin:
         need = self.search_rank - XL.shape[1]
         if need <= 0:
             return {"X_L": XL, "Theta": Theta, "X_R": XR}
-        T = np.zeros((self.search_rank, self.search_rank))
-        T[:XL.shape[1], :XL.shape[1]] = Theta
-        return {"X_L": np.hstack([XL, complete_basis(XL, self.dropped[0], need)]), "Theta": T,
+        return {"X_L": np.hstack([XL, complete_basis(XL, self.dropped[0], need)]),
+                "Theta": pad_magnitude(Theta, self.search_rank),
                 "X_R": np.hstack([XR, complete_basis(XR, self.dropped[1], need)])}
 
     def lowrank(self):
