@@ -67,6 +67,9 @@ inline void require(bool ok, const std::string& what) {
 // other work; a count the caller chose is used from kMinParallelWork up (below it a team costs
 // more than it saves even on an idle machine).
 constexpr Index kMinParallelWork = Index{1} << 15;
+// The default count's threshold of the streaming passes (dense, observed entries, rank-one):
+// about 1.5 ms of one core; the measurement behind it is at team_size in dense_sensing.cpp.
+constexpr Index kDefaultMinParallelWork = Index{1} << 22;
 inline int team_for_work(int n_threads, Index work, Index min_work) {
   return work < (n_threads > 0 ? kMinParallelWork : min_work) ? 1 : resolve_threads(n_threads);
 }

@@ -22,17 +22,17 @@ void slice_range(Index m, Index n_slices, Index s, Index* begin, Index* end) {
   *end = std::min(m, 4 * ((blocks * (s + 1)) / n_slices));
 }
 // Threads for a pass over n_slices slices of `work` stored numbers, never more than the slices.
-// By default one below 2^22 numbers (32 MB of float64, about 1.5 ms on one core): waking a team
-// costs little on an idle machine, but when another process keeps a core busy every region waits
-// for the thread that shares its core. On 2 cores with one taken, the pass of the Quick start's
+// By default one below kDefaultMinParallelWork = 2^22 numbers (32 MB of float64, about 1.5 ms
+// on one core): waking a team costs little on an idle machine, but when another process keeps
+// a core busy every region waits for the thread that shares its core. On 2 cores with one taken, the pass of the Quick start's
 // operator (d = 40, m = 960: 1.5e6 numbers) took 1.3-1.4x longer on two threads than on one, and
 // a 1000-iteration solve on it 7x; from 6e6 numbers up two threads were faster under that load
 // (0.56-0.79x). Results do not depend on it: the slices are fixed by m and each slice is summed
 // by one thread, whichever takes it (schedule(dynamic): a thread slowed by a busy core takes
 // fewer slices).
-constexpr Index kDenseMinWork = Index{1} << 22;
 int team_size(int n_threads, Index n_slices, Index work) {
-  return static_cast<int>(std::min<Index>(team_for_work(n_threads, work, kDenseMinWork), n_slices));
+  return static_cast<int>(
+      std::min<Index>(team_for_work(n_threads, work, kDefaultMinParallelWork), n_slices));
 }
 }  // namespace
 

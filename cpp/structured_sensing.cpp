@@ -63,8 +63,9 @@ SparseMeasurements::SparseMeasurements(Index m, Index d1, Index d2, Index nnz,
   check_indices(rows_, nnz, d1, "row");
   check_indices(cols_, nnz, d2, "column");
   group_by(rows_, nnz, d1, &row_ptr_, &by_row_);
-  group_by(cols_, nnz, d2, &col_ptr_, &by_col_);
-  if (!ptr) {
+  if (ptr) {
+    group_by(cols_, nnz, d2, &col_ptr_, &by_col_);
+  } else {  // the sorted layout groups the columns itself (no grouping of the user's order)
     sorted_cols_.resize(nnz);
     for (Index q = 0; q < nnz; ++q) sorted_cols_[q] = cols_[by_row_[q]];
     group_by(sorted_cols_.data(), nnz, d2, &col_ptr_, &by_col_sorted_);
@@ -73,8 +74,6 @@ SparseMeasurements::SparseMeasurements(Index m, Index d1, Index d2, Index nnz,
     for (Index g = 0; g < d1; ++g)
       for (Index q = row_ptr_[g]; q < row_ptr_[g + 1]; ++q) row_of[q] = g;
     for (Index q = 0; q < nnz; ++q) rows_by_col_[q] = row_of[by_col_sorted_[q]];
-    by_col_.clear();  // the sorted layout replaces the column grouping of the user's order
-    by_col_.shrink_to_fit();
     narrow_sorted_indices();
   }
 }
@@ -107,10 +106,10 @@ void SparseMeasurements::with_layout(F&& f) const {
 
 // Threads for a pass of `work` = entries x (factor width + 1): one below 2^22 (about 4e5
 // entries at k = 10, 1-2 ms on one core), for the reason and with the measurement of the dense
-// passes' kDenseMinWork (a region waits for the thread that shares a busy core). The rows and
+// passes (a region waits for the thread that shares a busy core). The rows and
 // columns are summed by one thread each in a fixed order, so the bits do not depend on it.
 int SparseMeasurements::team(int n_threads, Index work) const {
-  return team_for_work(n_threads, work, Index{1} << 22);
+  return team_for_work(n_threads, work, kDefaultMinParallelWork);
 }
 
 double SparseMeasurements::residual(const Eigen::Ref<const RowMatrixXd>& L,
@@ -429,7 +428,7 @@ double rank_one_residual(const Eigen::Ref<const RowMatrixXd>& A, double scale,
   // one thread below 2^22 units of work, as the other passes (per-slice partials: same bits)
   const Index k = (req.right ? req.right->cols() : 0) + (req.left ? req.left->cols() : 0);
   const int nt = static_cast<int>(std::min<Index>(
-      team_for_work(n_threads, m * A.cols() * (L.cols() + k), Index{1} << 22), n_slices));
+      team_for_work(n_threads, m * A.cols() * (L.cols() + k), kDefaultMinParallelWork), n_slices));
   std::vector<double> sumsq(n_slices, 0.0);
   std::vector<RowMatrixXd> PV(req.right ? n_slices : 0), PU(req.left ? n_slices : 0);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
